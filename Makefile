@@ -1,0 +1,49 @@
+# SafeServe: `make run` serves the guarded model on http://127.0.0.1:8000; `make test` runs the test suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.safeserve-installed
+
+.PHONY: help install system-deps models run test test-unit bench config-check clean
+
+help:
+	@echo "make run     install what is missing, start Redis and serve SafeServe on http://127.0.0.1:8000"
+	@echo "make test    run the whole test suite (unit, Serve-level, end-to-end against real Redis)"
+	@echo "make bench   send requests through a running gateway and print per-stage latency"
+	@echo "make clean   remove the virtualenv and local state (.venv, .safeserve)"
+
+# torch==2.13.0 first: it is the CPU wheel on this machine's disk; any other spec pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+system-deps:
+	@scripts/system_deps.sh
+
+models: install
+	$(VENV)/bin/safeserve models build
+
+config-check: install
+	$(VENV)/bin/safeserve config check configs/local.yaml configs/production.yaml
+
+run: install system-deps models config-check
+	@scripts/run.sh
+
+test: install system-deps models
+	@scripts/test.sh
+
+test-unit: install
+	$(PY) -m pytest tests/classifiers -q
+
+bench: install
+	$(PY) -m bench.latency
+
+clean:
+	rm -rf $(VENV) .safeserve

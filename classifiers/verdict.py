@@ -1,0 +1,64 @@
+"""What a safety layer says about a text: an action, the deciding category and score, and the evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from classifiers.taxonomy import Category
+
+
+class Action(StrEnum):
+    ALLOW = "allow"
+    REVIEW = "review"
+    BLOCK = "block"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Action.ALLOW: 0, Action.REVIEW: 1, Action.BLOCK: 2}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One layer's decision.
+
+    `category`/`score` are the deciding ones; `flagged` lists every category at or above its review band;
+    `scores` holds every category the layer scored; `reasons` is human-readable evidence.
+    """
+
+    layer: str
+    action: Action = Action.ALLOW
+    category: Category | None = None
+    score: float = 0.0
+    scores: dict[Category, float] = field(default_factory=dict)
+    flagged: frozenset[Category] = frozenset()
+    reasons: tuple[str, ...] = ()
+
+
+def strongest(verdicts: list[Verdict], layer: str) -> Verdict:
+    """Merge several verdicts into one: the most severe action wins, ties go to the higher score.
+
+    The merged verdict names the deciding member's layer (or `layer` when all allow); category scores
+    are merged by maximum, so the result still shows everything any member saw.
+    """
+    scores: dict[Category, float] = {}
+    flagged: set[Category] = set()
+    reasons: list[str] = []
+    for verdict in verdicts:
+        flagged |= verdict.flagged
+        for category, score in verdict.scores.items():
+            scores[category] = max(scores.get(category, 0.0), score)
+        reasons.extend(verdict.reasons)
+    worst = max(verdicts, key=lambda v: (v.action.rank, v.score), default=Verdict(layer=layer))
+    return Verdict(
+        layer=worst.layer if worst.action is not Action.ALLOW else layer,
+        action=worst.action,
+        category=worst.category,
+        score=worst.score,
+        scores=scores,
+        flagged=frozenset(flagged),
+        reasons=tuple(reasons),
+    )

@@ -1,0 +1,79 @@
+"""The `user_config` of each model-holding deployment, validated with pydantic.
+
+`reconfigure()` validates a new config whole and swaps it in live; fields marked as load-time (model paths,
+device) make the replica reload its model, everything else (thresholds, patterns, prompts) applies at once.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from classifiers.policy import Bands, PatternRule, ThresholdPolicy
+from classifiers.steering import Steering
+from classifiers.taxonomy import Category
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Device = Literal["auto", "cuda", "cpu"]
+
+
+class IntentClassifierConfig(_Config):
+    model_path: str = Field("intent", description="Artefact directory, relative to the models directory.")
+    thresholds: ThresholdPolicy = ThresholdPolicy(default=Bands(review=0.6, block=0.85))
+    max_batch_size: int = Field(32, ge=1)
+
+    def load_key(self) -> tuple:
+        return (self.model_path,)
+
+
+class GeneratorConfig(_Config):
+    backend: Literal["transformers"] = "transformers"
+    model: str = Field("smollm2", description="Local directory (relative to the models directory) or hub id.")
+    gguf_file: str | None = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    device: Device = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
+    torch_threads: int | None = Field(None, ge=1, description="Override torch's thread count (Ray sets it to num_cpus).")
+    max_new_tokens: int = Field(256, ge=1, description="Ceiling on tokens generated per request.")
+    steering: Steering = Steering()
+
+    def load_key(self) -> tuple:
+        return (self.backend, self.model, self.gguf_file, self.device, self.dtype, self.torch_threads)
+
+
+class DetoxifyConfig(_Config):
+    checkpoint: str = "toxicity/toxicity.ckpt"
+    config_dir: str = "toxicity/hf"
+    device: Device = "cpu"
+
+
+class ModeratorConfig(_Config):
+    denylist: tuple[PatternRule, ...] = ()
+    thresholds: ThresholdPolicy = ThresholdPolicy(
+        default=Bands(review=0.6, block=0.85), categories={Category.PROFANITY: Bands(review=0.7, block=0.9)}
+    )
+    detoxify: DetoxifyConfig | None = DetoxifyConfig()
+    profanity_model: bool = True
+    max_batch_size: int = Field(16, ge=1)
+
+    def load_key(self) -> tuple:
+        return (self.detoxify, self.profanity_model)
+
+
+class ReviewQueueConfig(_Config):
+    sla_seconds: int = Field(3600, ge=1, description="Deadline for a human decision, from when an item is queued.")
+    excerpt_chars: int = Field(500, ge=0, le=10_000)
+
+
+class RuntimeSettings(BaseSettings):
+    """Process environment shared by every deployment (`SAFESERVE_*` variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="SAFESERVE_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    redis_timeout_s: float = Field(2.0, gt=0)

@@ -1,0 +1,31 @@
+"""The protocol a generator backend implements, and the values that cross it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" or "length", as in the OpenAI API
+
+
+class GeneratorBackend(Protocol):
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion: ...
+
+    def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
+        """Yield text pieces as they are generated; closing the iterator stops generation."""
+        ...

@@ -1,0 +1,36 @@
+"""IntentClassifier deployment: the input-side ML ensemble, batched across concurrent requests."""
+
+from __future__ import annotations
+
+from ray import serve
+
+from classifiers.intent import IntentAnalyzer
+from classifiers.intent_model import IntentModel
+from classifiers.paths import resolve_model_path
+from classifiers.verdict import Verdict
+from deployments.config import IntentClassifierConfig
+
+
+class IntentClassifier:
+    """All configuration arrives through `reconfigure` (Serve's `user_config`), also at start-up."""
+
+    def __init__(self) -> None:
+        self.config: IntentClassifierConfig | None = None
+        self._model: IntentModel | None = None
+        self._analyzer: IntentAnalyzer | None = None
+
+    def reconfigure(self, user_config: dict) -> None:
+        config = IntentClassifierConfig.model_validate(user_config)
+        if self._model is None or self.config is None or self.config.load_key() != config.load_key():
+            self._model = IntentModel.load(resolve_model_path(config.model_path))
+        self._analyzer = IntentAnalyzer([self._model], config.thresholds)
+        self.classify.set_max_batch_size(config.max_batch_size)
+        self.config = config
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    async def classify(self, conversations: list[list[str]]) -> list[Verdict]:
+        """One call per request (its untrusted turns, normalised); Serve gathers concurrent calls into a batch."""
+        return self._analyzer.classify(conversations)
+
+    async def ready(self) -> bool:
+        return self._analyzer is not None

@@ -1,0 +1,55 @@
+"""Moderator deployment: deny-list plus ML models (Detoxify from a local checkpoint, a profanity model)."""
+
+from __future__ import annotations
+
+from ray import serve
+
+from classifiers.moderation import OutputModerator
+from classifiers.patterns import PatternSet
+from classifiers.paths import resolve_model_path
+from classifiers.profanity_model import ProfanityScorer
+from classifiers.scoring import Scorer
+from classifiers.toxicity_model import DetoxifyScorer
+from classifiers.verdict import Verdict
+from deployments.config import ModeratorConfig
+from deployments.devices import pick_device
+
+
+def load_scorers(config: ModeratorConfig) -> list[Scorer]:
+    scorers: list[Scorer] = []
+    if config.detoxify is not None:
+        scorers.append(
+            DetoxifyScorer(
+                checkpoint=resolve_model_path(config.detoxify.checkpoint),
+                config_dir=resolve_model_path(config.detoxify.config_dir),
+                device=pick_device(config.detoxify.device),
+            )
+        )
+    if config.profanity_model:
+        scorers.append(ProfanityScorer())
+    return scorers
+
+
+class Moderator:
+    def __init__(self) -> None:
+        self.config: ModeratorConfig | None = None
+        self._scorers: list[Scorer] = []
+        self._moderator: OutputModerator | None = None
+
+    def reconfigure(self, user_config: dict) -> None:
+        config = ModeratorConfig.model_validate(user_config)
+        if self.config is None or self.config.load_key() != config.load_key():
+            self._scorers = load_scorers(config)
+        self._moderator = OutputModerator(
+            PatternSet(list(config.denylist), layer="moderator"), self._scorers, config.thresholds
+        )
+        self.moderate.set_max_batch_size(config.max_batch_size)
+        self.config = config
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def moderate(self, texts: list[str]) -> list[Verdict]:
+        """One text per call; Serve gathers concurrent calls into one model batch."""
+        return self._moderator.moderate(texts)
+
+    async def ready(self) -> bool:
+        return self._moderator is not None

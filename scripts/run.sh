@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# `make run`: Redis + the SafeServe app in the foreground. Ctrl-C or SIGTERM stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+source scripts/redis.sh
+
+key_file="$SAFESERVE_HOME/admin_key"
+if [ -z "${SAFESERVE_ADMIN_KEY:-}" ]; then
+  if [ ! -s "$key_file" ]; then
+    (umask 077 && .venv/bin/python -c 'import secrets; print("ss-admin-" + secrets.token_urlsafe(32))' > "$key_file")
+  fi
+  SAFESERVE_ADMIN_KEY="$(cat "$key_file")"
+  echo "admin key: read it from $key_file (generated once; set SAFESERVE_ADMIN_KEY to use your own)"
+fi
+export SAFESERVE_ADMIN_KEY
+
+serve_pid=""
+shutdown() {
+  trap - INT TERM
+  echo "stopping SafeServe..."
+  [ -n "$serve_pid" ] && kill -TERM "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
+  stop_redis
+  exit 0
+}
+trap shutdown INT TERM
+
+start_redis
+echo "starting SafeServe on http://127.0.0.1:8000 (first start loads the models: about a minute)"
+.venv/bin/serve run configs/local.yaml &
+serve_pid=$!
+wait "$serve_pid" || true
+serve_pid=""
+stop_redis

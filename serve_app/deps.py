@@ -1,0 +1,95 @@
+"""FastAPI dependencies: the gateway, the caller's identity and role, the per-request context."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from redis.exceptions import RedisError
+
+from serve_app.errors import NotAuthenticated, PermissionDenied, ServiceUnavailable
+from serve_app.gateway import Gateway
+from serve_app.metrics import INFRA_ERRORS
+from serve_app.schemas.admin import ApiKeyInfo
+from serve_app.timing import StageTimer
+
+logger = logging.getLogger("safeserve.auth")
+ADMIN_IDENTITY = ApiKeyInfo(id="admin", user_id="admin", tier="trusted", role="admin", created_at=0.0)
+_bearer = HTTPBearer(auto_error=False, description="An API key from POST /admin/keys, or the admin key.")
+
+
+def get_gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+def get_timer(request: Request) -> StageTimer:
+    return request.state.timer
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+TimerDep = Annotated[StageTimer, Depends(get_timer)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _is_admin_key(gateway: Gateway, token: str) -> bool:
+    admin_key = gateway.settings.admin_key
+    return admin_key is not None and hmac.compare_digest(token.encode(), admin_key.get_secret_value().encode())
+
+
+async def authenticate(gateway: GatewayDep, timer: TimerDep, credentials: Credentials) -> ApiKeyInfo:
+    if credentials is None or not credentials.credentials:
+        raise NotAuthenticated(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
+        )
+    with timer.stage("auth"):
+        if _is_admin_key(gateway, credentials.credentials):
+            return ADMIN_IDENTITY
+        try:
+            key = await gateway.keys.lookup(credentials.credentials)
+        except RedisError as exc:
+            INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "fail_closed"})
+            logger.error("key lookup failed: %s", exc.__class__.__name__)
+            raise ServiceUnavailable(
+                "Authentication is temporarily unavailable; please retry.", code="auth_unavailable"
+            ) from exc
+    if key is None:
+        raise NotAuthenticated("Incorrect or revoked API key provided.")
+    return key
+
+
+CurrentKey = Annotated[ApiKeyInfo, Depends(authenticate)]
+
+
+def require_role(*roles: str):
+    async def check(key: CurrentKey) -> ApiKeyInfo:
+        if key.role not in roles:
+            raise PermissionDenied(f"This route needs one of the roles: {', '.join(roles)}.")
+        return key
+
+    return check
+
+
+AdminKey = Annotated[ApiKeyInfo, Depends(require_role("admin"))]
+ReviewerKey = Annotated[ApiKeyInfo, Depends(require_role("admin", "reviewer"))]
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str
+    route: str
+    key: ApiKeyInfo
+    timer: StageTimer
+    state: Any  # the request's Starlette state; `decision` set here is read by the metrics middleware
+
+
+def request_context(request: Request, key: CurrentKey, timer: TimerDep) -> RequestContext:
+    return RequestContext(
+        request_id=request.state.request_id, route=request.url.path, key=key, timer=timer, state=request.state
+    )
+
+
+Context = Annotated[RequestContext, Depends(request_context)]

@@ -1,0 +1,87 @@
+"""The ingress's state: handles to the model deployments, Redis-backed stores and the live policy.
+
+Every call to a safety layer goes through `Gateway.call`, which applies the layer's timeout and turns any
+fault into the layer's fail mode: closed (503, the default) or open (allowed, counted and logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
+
+from classifiers.patterns import PatternSet
+from classifiers.verdict import Verdict
+from deployments.redis_client import connect
+from serve_app.auth import KeyStore
+from serve_app.config import IngressConfig, Settings
+from serve_app.errors import ServiceUnavailable
+from serve_app.incidents import IncidentRecorder
+from serve_app.metrics import INFRA_ERRORS
+
+logger = logging.getLogger("safeserve.gateway")
+
+
+@dataclass(frozen=True)
+class Handles:
+    intent: DeploymentHandle
+    generator: DeploymentHandle
+    moderator: DeploymentHandle
+    reviews: DeploymentHandle
+
+    def all(self) -> dict[str, DeploymentHandle]:
+        return {
+            "intent_classifier": self.intent,
+            "generator": self.generator,
+            "moderator": self.moderator,
+            "review_queue": self.reviews,
+        }
+
+
+async def _resolve(response: DeploymentResponse) -> Any:
+    return await response
+
+
+class Gateway:
+    def __init__(self, handles: Handles, settings: Settings, config: IngressConfig | None = None) -> None:
+        self.handles = handles
+        self.settings = settings
+        self.redis = connect(settings)
+        self.keys = KeyStore(self.redis)
+        self.incidents = IncidentRecorder(self.redis)
+        self.started_at = int(time.time())
+        self.configure(config or IngressConfig())
+
+    def configure(self, config: IngressConfig) -> None:
+        """Swap the live policy in whole; requests in flight keep the objects they already read."""
+        self.input_patterns = PatternSet(list(config.input_patterns), layer="input_patterns")
+        self.config = config
+
+    async def call(self, component: str, response: DeploymentResponse, timeout_s: float) -> Any:
+        """Await a deployment call; a fault or timeout becomes ServiceUnavailable (counted and logged)."""
+        try:
+            return await asyncio.wait_for(_resolve(response), timeout_s)
+        except Exception as exc:
+            response.cancel()
+            INFRA_ERRORS.inc(tags={"component": component, "outcome": "error"})
+            logger.error("%s failed: %s", component, exc.__class__.__name__, exc_info=not isinstance(exc, TimeoutError))
+            raise ServiceUnavailable(
+                f"The {component.replace('_', ' ')} is unavailable; the request was not processed.",
+                code=f"{component}_unavailable",
+            ) from exc
+
+    async def safety_call(self, layer: str, response: DeploymentResponse, timeout_s: float) -> Verdict:
+        """As `call`, for a safety layer: fail closed (raise) unless the policy says this layer fails open."""
+        try:
+            return await self.call(layer, response, timeout_s)
+        except ServiceUnavailable:
+            if self.config.fail_mode(layer) == "fail_closed":
+                INFRA_ERRORS.inc(tags={"component": layer, "outcome": "fail_closed"})
+                raise
+            INFRA_ERRORS.inc(tags={"component": layer, "outcome": "fail_open"})
+            logger.warning("%s unavailable: failing open as configured", layer)
+            return Verdict(layer=layer, reasons=("fail_open",))

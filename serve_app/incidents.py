@@ -1,0 +1,61 @@
+"""Incident records: one structured JSON record per safety decision, to the log and to a Redis stream.
+
+A record never holds an API key; the prompt is stored only as a SHA-256 hash and a short redacted excerpt
+unless the policy says `store_prompt: true`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from classifiers.redaction import excerpt
+from classifiers.verdict import Verdict
+from serve_app.config import IncidentConfig
+from serve_app.metrics import INFRA_ERRORS
+
+INCIDENT_STREAM = "safeserve:incidents"
+logger = logging.getLogger("safeserve.incidents")
+
+
+def incident_record(
+    verdict: Verdict, *, request_id: str, user_id: str, key_id: str, route: str, text: str, config: IncidentConfig
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "ts": time.time(),
+        "request_id": request_id,
+        "user_id": user_id,
+        "key_id": key_id,
+        "route": route,
+        "layer": verdict.layer,
+        "category": verdict.category,
+        "score": round(verdict.score, 4),
+        "action": verdict.action,
+        "reasons": list(verdict.reasons),
+        "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "excerpt": excerpt(text, config.excerpt_chars),
+    }
+    if config.store_prompt:
+        record["text"] = text
+    return record
+
+
+class IncidentRecorder:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def record(self, record: dict[str, Any], config: IncidentConfig) -> None:
+        line = json.dumps(record, default=str)
+        logger.info(line)
+        try:
+            await self.redis.xadd(INCIDENT_STREAM, {"record": line}, maxlen=config.stream_maxlen, approximate=True)
+        except RedisError:
+            # The log line above already holds the record; the stream copy is for the admin API.
+            INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "incident_logged_only"})
+            logger.exception("could not append incident %s to Redis", record["request_id"])

@@ -1,0 +1,34 @@
+"""The Ingress deployment: no model, only the HTTP surface and the cheap in-process checks."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from ray.serve.handle import DeploymentHandle
+
+from serve_app.config import IngressConfig, Settings
+from serve_app.gateway import Gateway, Handles
+from serve_app.main import create_app
+
+logger = logging.getLogger("safeserve.ingress")
+
+
+class Ingress:
+    def __init__(
+        self,
+        intent: DeploymentHandle,
+        generator: DeploymentHandle,
+        moderator: DeploymentHandle,
+        reviews: DeploymentHandle,
+    ) -> None:
+        settings = Settings()
+        if settings.admin_key is None:
+            logger.warning("SAFESERVE_ADMIN_KEY is not set: the admin API accepts only keys with the admin role")
+        self.gateway = Gateway(Handles(intent, generator, moderator, reviews), settings)
+
+    def reconfigure(self, user_config: dict) -> None:
+        self.gateway.configure(IngressConfig.model_validate(user_config))
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_app(self.gateway)

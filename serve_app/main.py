@@ -1,0 +1,24 @@
+"""The FastAPI application, built per ingress replica around its Gateway."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from serve_app.errors import install_error_handlers
+from serve_app.gateway import Gateway
+from serve_app.middleware import RequestContextMiddleware
+from serve_app.routers import admin_keys, admin_reviews, chat, health, models, moderations
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    app = FastAPI(
+        title="SafeServe",
+        summary="A defense-in-depth safety gateway for self-hosted LLMs (OpenAI-compatible).",
+        version="0.1.0",
+    )
+    app.state.gateway = gateway
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    for module in (chat, moderations, models, health, admin_keys, admin_reviews):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,225 @@
+"""The safety path of a chat request: screen the input, generate, moderate the output, report.
+
+Cheap checks (normalisation, deny patterns) run here in the ingress process; only the model-holding layers
+cost a hop. Every non-allow decision is recorded as an incident, and review-band items go to the queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from classifiers.normalize import normalize
+from classifiers.redaction import redact
+from classifiers.verdict import Action, Verdict, strongest
+from deployments.generation import Completion, SamplingParams
+from deployments.review_store import ReviewRequest
+from serve_app.deps import RequestContext
+from serve_app.errors import PolicyViolation, SafeServeError, ServiceUnavailable, error_body
+from serve_app.gateway import Gateway
+from serve_app.incidents import incident_record
+from serve_app.metrics import DECISIONS, INFRA_ERRORS
+from serve_app.schemas.chat import (
+    AssistantMessage,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    Delta,
+    Usage,
+)
+
+logger = logging.getLogger("safeserve.pipeline")
+
+
+def untrusted_turns(request: ChatCompletionRequest) -> list[str]:
+    """Everything the caller wrote or relayed (tool results included), normalised; prior assistant turns excepted."""
+    return [normalize(m.text) for m in request.messages if m.role != "assistant"]
+
+
+def model_messages(request: ChatCompletionRequest) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.text} for m in request.messages]
+
+
+def sampling_params(gateway: Gateway, ctx: RequestContext, request: ChatCompletionRequest) -> SamplingParams:
+    tier = gateway.config.tiers.get(ctx.key.tier)
+    ceiling = tier.max_tokens if tier else min(t.max_tokens for t in gateway.config.tiers.values())
+    wanted = request.requested_tokens() or gateway.config.default_max_tokens
+    return SamplingParams(
+        max_tokens=min(wanted, ceiling), temperature=request.temperature, top_p=request.top_p, seed=request.seed
+    )
+
+
+async def report(
+    gateway: Gateway, ctx: RequestContext, verdict: Verdict, request_text: str, output: str | None = None
+) -> None:
+    """Record an incident for a non-allow decision and queue review-band items for a human."""
+    ctx.state.decision = "content_filter" if output is not None and verdict.action is Action.BLOCK else verdict.action
+    if verdict.action is Action.ALLOW:
+        return
+    DECISIONS.inc(tags={"layer": verdict.layer, "category": str(verdict.category), "action": verdict.action})
+    record = incident_record(
+        verdict,
+        request_id=ctx.request_id,
+        user_id=ctx.key.user_id,
+        key_id=ctx.key.id,
+        route=ctx.route,
+        text=output if output is not None else request_text,
+        config=gateway.config.incidents,
+    )
+    await gateway.incidents.record(record, gateway.config.incidents)
+    if verdict.action is Action.REVIEW:
+        await enqueue_review(gateway, ctx, verdict, request_text, output)
+
+
+async def enqueue_review(
+    gateway: Gateway, ctx: RequestContext, verdict: Verdict, request_text: str, output: str | None
+) -> None:
+    item = ReviewRequest(
+        request_id=ctx.request_id,
+        user_id=ctx.key.user_id,
+        layer=verdict.layer,
+        category=verdict.category,
+        score=verdict.score,
+        scores={str(c): round(s, 4) for c, s in verdict.scores.items()},
+        request_excerpt=redact(request_text),
+        output_excerpt=None if output is None else redact(output),
+    )
+    try:
+        await gateway.call("review_queue", gateway.handles.reviews.enqueue.remote(item), gateway.config.timeouts.review_s)
+    except ServiceUnavailable:
+        # The answer is still delivered (async review); the incident record above keeps the evidence.
+        INFRA_ERRORS.inc(tags={"component": "review_queue", "outcome": "review_not_queued"})
+
+
+async def screen_input(gateway: Gateway, ctx: RequestContext, turns: list[str]) -> Verdict:
+    """Deny patterns in process, then the IntentClassifier; raises PolicyViolation on a block."""
+    joined = "\n".join(turns)
+    with ctx.timer.stage("patterns"):
+        texts = turns if len(turns) == 1 else [*turns, joined]
+        verdict = strongest([gateway.input_patterns.check(text) for text in texts], layer="input_patterns")
+    if verdict.action is not Action.BLOCK:
+        with ctx.timer.stage("classify"):
+            model_verdict = await gateway.safety_call(
+                "intent_classifier",
+                gateway.handles.intent.classify.remote(turns),
+                gateway.config.timeouts.classify_s,
+            )
+        verdict = strongest([verdict, model_verdict], layer="input")
+    await report(gateway, ctx, verdict, joined)
+    if verdict.action is Action.BLOCK:
+        raise PolicyViolation(
+            f"This request was blocked by SafeServe's {verdict.layer} layer (category: {verdict.category}).",
+            layer=verdict.layer,
+            category=verdict.category,
+        )
+    return verdict
+
+
+async def moderate(gateway: Gateway, ctx: RequestContext, text: str) -> Verdict:
+    with ctx.timer.stage("moderate"):
+        return await gateway.safety_call(
+            "moderator", gateway.handles.moderator.moderate.remote(text), gateway.config.timeouts.moderate_s
+        )
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+async def complete(
+    gateway: Gateway, ctx: RequestContext, request: ChatCompletionRequest, params: SamplingParams, request_text: str
+) -> ChatCompletion:
+    with ctx.timer.stage("generate"):
+        completion: Completion = await gateway.call(
+            "generator",
+            gateway.handles.generator.generate.remote(model_messages(request), params),
+            gateway.config.timeouts.generate_s,
+        )
+    verdict = await moderate(gateway, ctx, completion.text)
+    await report(gateway, ctx, verdict, request_text, output=completion.text)
+    blocked = verdict.action is Action.BLOCK
+    return ChatCompletion(
+        id=completion_id(),
+        created=int(time.time()),
+        model=request.model,
+        choices=[
+            Choice(
+                message=AssistantMessage(content=gateway.config.refusal_message if blocked else completion.text),
+                finish_reason="content_filter" if blocked else completion.finish_reason,
+            )
+        ],
+        usage=Usage(
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            total_tokens=completion.prompt_tokens + completion.completion_tokens,
+        ),
+    )
+
+
+def _sse(payload: dict | str) -> str:
+    return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n"
+
+
+async def stream_completion(
+    gateway: Gateway, ctx: RequestContext, request: ChatCompletionRequest, params: SamplingParams, request_text: str
+) -> AsyncIterator[str]:
+    """SSE events of a moderated stream.
+
+    The newest `holdback_tokens` pieces are withheld until the Moderator has checked the text that contains
+    them, so at most that many pieces of an unsafe span can reach the client before the cut.
+    """
+    window = gateway.config.stream_moderation
+    chunk_id, created = completion_id(), int(time.time())
+
+    def chunk(delta: Delta, finish_reason: str | None = None) -> str:
+        choice = ChunkChoice(delta=delta, finish_reason=finish_reason)
+        body = ChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[choice])
+        return _sse(body.model_dump(exclude_none=True))
+
+    yield chunk(Delta(role="assistant", content=""))
+    released: list[str] = []
+    pending: list[str] = []
+    unchecked = 0
+    stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(request), params)
+    try:
+        async for piece in stream:
+            pending.append(piece)
+            unchecked += 1
+            if unchecked < window.check_every_tokens:
+                continue
+            unchecked = 0
+            verdict = await moderate(gateway, ctx, "".join(released + pending))
+            if verdict.action is Action.BLOCK:
+                await report(gateway, ctx, verdict, request_text, output="".join(released + pending))
+                yield chunk(Delta(), "content_filter")
+                yield _sse("[DONE]")
+                return
+            cut = max(len(pending) - window.holdback_tokens, 0)
+            for ready in pending[:cut]:
+                yield chunk(Delta(content=ready))
+            released.extend(pending[:cut])
+            del pending[:cut]
+        text = "".join(released + pending)
+        verdict = await moderate(gateway, ctx, text)
+        await report(gateway, ctx, verdict, request_text, output=text)
+        if verdict.action is Action.BLOCK:
+            yield chunk(Delta(), "content_filter")
+        else:
+            for ready in pending:
+                yield chunk(Delta(content=ready))
+            finish = "length" if len(released) + len(pending) >= params.max_tokens else "stop"
+            yield chunk(Delta(), finish)
+    except SafeServeError as exc:
+        yield _sse(error_body(exc.message, exc.error_type, exc.code, request_id=ctx.request_id))
+    except Exception:
+        INFRA_ERRORS.inc(tags={"component": "generator", "outcome": "stream_aborted"})
+        logger.exception("stream %s failed", ctx.request_id)
+        yield _sse(error_body("The generator failed mid-stream.", "server_error", "generator_unavailable"))
+    finally:
+        stream.cancel()
+    yield _sse("[DONE]")

@@ -1,0 +1,32 @@
+"""Admin API for keys: create (the secret is shown once), list, revoke."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from serve_app.deps import AdminKey, GatewayDep
+from serve_app.errors import InvalidRequest, NotFound
+from serve_app.schemas.admin import ApiKeyInfo, CreatedKey, KeyCreate
+
+router = APIRouter(prefix="/admin/keys", tags=["admin"])
+
+
+@router.post("", response_model=CreatedKey, status_code=status.HTTP_201_CREATED)
+async def create_key(body: KeyCreate, gateway: GatewayDep, _: AdminKey) -> CreatedKey:
+    if body.tier not in gateway.config.tiers:
+        known = ", ".join(sorted(gateway.config.tiers))
+        raise InvalidRequest(f"Unknown tier '{body.tier}'; configured tiers: {known}.", param="tier", code="unknown_tier")
+    return await gateway.keys.create(body.user_id, body.tier, body.role)
+
+
+@router.get("", response_model=list[ApiKeyInfo])
+async def list_keys(gateway: GatewayDep, _: AdminKey) -> list[ApiKeyInfo]:
+    return await gateway.keys.list()
+
+
+@router.delete("/{key_id}", response_model=ApiKeyInfo)
+async def revoke_key(key_id: str, gateway: GatewayDep, _: AdminKey) -> ApiKeyInfo:
+    revoked = await gateway.keys.revoke(key_id)
+    if revoked is None:
+        raise NotFound(f"No API key with id '{key_id}'.")
+    return revoked

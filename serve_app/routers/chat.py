@@ -1,0 +1,44 @@
+"""POST /v1/chat/completions: the guarded model, OpenAI-compatible, with or without streaming."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import StreamingResponse
+
+from serve_app import pipeline
+from serve_app.deps import Context, GatewayDep
+from serve_app.errors import InvalidRequest, ModelNotFound
+from serve_app.schemas.chat import ChatCompletion, ChatCompletionRequest
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+@router.post("/chat/completions", response_model=ChatCompletion)
+async def create_chat_completion(
+    body: ChatCompletionRequest, gateway: GatewayDep, ctx: Context, response: Response
+) -> ChatCompletion | StreamingResponse:
+    config = gateway.config
+    if body.model != config.served_model:
+        raise ModelNotFound(f"The model '{body.model}' does not exist; this gateway serves '{config.served_model}'.", param="model")
+    if len(body.messages) > config.max_messages:
+        raise InvalidRequest(f"At most {config.max_messages} messages are accepted.", param="messages", code="too_many_messages")
+    prompt_chars = sum(len(m.text) for m in body.messages)
+    if prompt_chars > config.max_prompt_chars:
+        raise InvalidRequest(
+            f"The prompt has {prompt_chars} characters; the limit is {config.max_prompt_chars}.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    turns = pipeline.untrusted_turns(body)
+    await pipeline.screen_input(gateway, ctx, turns)
+    params = pipeline.sampling_params(gateway, ctx, body)
+    request_text = "\n".join(turns)
+    if body.stream:
+        return StreamingResponse(
+            pipeline.stream_completion(gateway, ctx, body, params, request_text),
+            media_type="text/event-stream",
+            headers={"Server-Timing": ctx.timer.header(), "Cache-Control": "no-cache"},
+        )
+    completion = await pipeline.complete(gateway, ctx, body, params, request_text)
+    response.headers["Server-Timing"] = ctx.timer.header()
+    return completion

@@ -1,0 +1,82 @@
+"""Session fixtures: one real redis-server, one Ray instance with Serve, one deployed SafeServe app."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import ROOT, RedisServer, app_deploy_config, deploy, deployment_config, free_port, wait_ready
+
+ADMIN_KEY = f"ss-admin-test-{secrets.token_urlsafe(16)}"
+# A review-band input pattern, so tests can drive a request into the review queue deterministically.
+REVIEW_CANARY_RULE = {"name": "test-review-canary", "category": "privacy", "action": "review", "pattern": "zebra-canary-review"}
+
+
+def session_app_config() -> dict:
+    config = app_deploy_config()
+    deployment_config(config, "Ingress")["user_config"]["input_patterns"].append(REVIEW_CANARY_RULE)
+    return config
+
+
+@pytest.fixture(scope="session")
+def models_dir():
+    """Every default artefact, built (or taken from the cache) by the real `safeserve models build` code."""
+    from classifiers.models_build import build_all
+    from classifiers.paths import home_dir, models_dir as default_models_dir
+
+    build_all(default_models_dir(), home_dir() / "cache" / "wheels")
+    return default_models_dir()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def serve_instance(redis_server: RedisServer, models_dir) -> Iterator[int]:
+    """Ray + Serve on a free loopback port. The environment set here is inherited by every replica."""
+    os.environ.update(
+        SAFESERVE_REDIS_URL=redis_server.url,
+        SAFESERVE_ADMIN_KEY=ADMIN_KEY,
+        SAFESERVE_MODELS_DIR=str(models_dir),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        RAY_USAGE_STATS_ENABLED="0",
+        RAY_AUTH_MODE="disabled",
+        RAY_SERVE_THROUGHPUT_OPTIMIZED=os.environ.get("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1"),
+    )
+    import ray
+    from ray import serve
+
+    port = free_port()
+    ray.init(num_cpus=4, include_dashboard=False)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def base_url(serve_instance: int) -> str:
+    """The whole SafeServe app from configs/local.yaml, deployed once for the session."""
+    url = f"http://127.0.0.1:{serve_instance}"
+    deploy(session_app_config())
+    wait_ready(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def admin_key() -> str:
+    return ADMIN_KEY
+
+
+@pytest.fixture(scope="session")
+def project_root():
+    return ROOT

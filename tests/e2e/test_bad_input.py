@@ -1,0 +1,99 @@
+"""Bad input never yields a 500: each case gets a clear 4xx with an OpenAI-style error body."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import SERVED_MODEL
+
+pytestmark = pytest.mark.e2e
+USER = [{"role": "user", "content": "hello"}]
+
+
+def assert_openai_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["message"] and error["type"]
+    assert {"param", "code"} <= set(error)
+    if code:
+        assert error["code"] == code
+    return error
+
+
+def test_malformed_json(http) -> None:
+    response = http.post("/v1/chat/completions", content=b'{"model": "x", "messages": [', headers={"content-type": "application/json"})
+    assert "not valid JSON" in assert_openai_error(response, 400)["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": USER}, "model"),
+        ({"model": SERVED_MODEL}, "messages"),
+        ({"model": SERVED_MODEL, "messages": "hello"}, "messages"),
+        ({"model": SERVED_MODEL, "messages": USER, "max_tokens": "many"}, "max_tokens"),
+        ({"model": SERVED_MODEL, "messages": USER, "temperature": 7}, "temperature"),
+        ({"model": SERVED_MODEL, "messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+        ({"model": SERVED_MODEL, "messages": USER, "n": 2}, "n"),
+    ],
+)
+def test_missing_or_wrong_typed_fields(http, body, param) -> None:
+    error = assert_openai_error(http.post("/v1/chat/completions", json=body), 400, "invalid_request")
+    assert error["param"] == param
+
+
+@pytest.mark.parametrize(
+    "messages", [[], [{"role": "user", "content": ""}], [{"role": "user", "content": "   "}], [{"role": "user"}]]
+)
+def test_empty_messages(http, messages) -> None:
+    assert_openai_error(http.post("/v1/chat/completions", json={"model": SERVED_MODEL, "messages": messages}), 400)
+
+
+def test_prompt_over_the_configured_size(http) -> None:
+    big = [{"role": "user", "content": "word " * 4000}]
+    response = http.post("/v1/chat/completions", json={"model": SERVED_MODEL, "messages": big})
+    assert_openai_error(response, 400, "context_length_exceeded")
+
+
+def test_unknown_model(http) -> None:
+    response = http.post("/v1/chat/completions", json={"model": "gpt-imaginary", "messages": USER})
+    assert assert_openai_error(response, 404, "model_not_found")["param"] == "model"
+
+
+def test_missing_and_wrong_api_keys(base_url) -> None:
+    body = {"model": SERVED_MODEL, "messages": USER}
+    assert_openai_error(httpx.post(f"{base_url}/v1/chat/completions", json=body), 401, "missing_api_key")
+    wrong = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer ss-nope-nope"})
+    assert_openai_error(wrong, 401, "invalid_api_key")
+
+
+def test_user_key_cannot_reach_admin_routes(http) -> None:
+    assert_openai_error(http.get("/admin/reviews"), 403, "permission_denied")
+    assert_openai_error(http.post("/admin/keys", json={"user_id": "me", "tier": "trusted"}), 403)
+
+
+def test_admin_input_errors(base_url, admin_key) -> None:
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {admin_key}"}) as api:
+        assert_openai_error(api.post("/admin/keys", json={"user_id": "dave", "tier": "platinum"}), 400, "unknown_tier")
+        assert_openai_error(api.post("/admin/keys", json={"tier": "free"}), 400, "invalid_request")
+        assert_openai_error(api.post("/admin/reviews/rev_missing/decision", json={"decision": "approve"}), 404)
+        assert_openai_error(api.post("/admin/reviews/rev_missing/decision", json={"decision": "maybe"}), 400)
+        assert_openai_error(api.delete("/admin/keys/unknown"), 404)
+
+
+def test_moderation_bad_input(http) -> None:
+    assert_openai_error(http.post("/v1/moderations", json={}), 400)
+    assert_openai_error(http.post("/v1/moderations", json={"input": []}), 400)
+
+
+def test_unknown_route_and_method(http) -> None:
+    assert_openai_error(http.get("/v1/nothing-here"), 404, "not_found")
+    assert_openai_error(http.get("/v1/chat/completions"), 405, "method_not_allowed")
+
+
+def test_health_and_readiness(base_url) -> None:
+    assert httpx.get(f"{base_url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{base_url}/readyz")
+    assert ready.status_code == 200
+    assert set(ready.json()["checks"]) == {"redis", "intent_classifier", "generator", "moderator", "review_queue"}

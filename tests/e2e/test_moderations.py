@@ -1,0 +1,40 @@
+"""/v1/moderations runs the output moderation stack and answers in the OpenAI format."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from classifiers.taxonomy import OPENAI_MODERATION_CATEGORIES
+
+pytestmark = pytest.mark.e2e
+
+
+def test_toxic_text_is_flagged_and_clean_text_passes(client: openai.OpenAI) -> None:
+    result = client.moderations.create(
+        input=["You are a worthless idiot and everyone hates you, you stupid piece of shit.",
+               "Thank you for the lovely dinner, see you next week!"]
+    )
+    toxic, clean = result.results
+    assert toxic.flagged is True
+    assert toxic.categories.harassment is True
+    assert toxic.category_scores.harassment > 0.5
+    assert clean.flagged is False
+    assert not any(clean.categories.model_dump().values())
+
+
+def test_moderation_answers_every_openai_category(client: openai.OpenAI) -> None:
+    raw = client.moderations.with_raw_response.create(input="A quiet afternoon in the park.").http_response.json()
+    result = raw["results"][0]
+    assert set(result["categories"]) == set(OPENAI_MODERATION_CATEGORIES)
+    assert set(result["category_scores"]) == set(OPENAI_MODERATION_CATEGORIES)
+    assert result["safeserve_action"] == "allow"
+
+
+def test_secret_in_text_is_blocked_by_the_denylist(client: openai.OpenAI) -> None:
+    raw = client.moderations.with_raw_response.create(
+        input="here you go: -----BEGIN RSA PRIVATE KEY-----\nMIIEow..."
+    ).http_response.json()
+    assert raw["results"][0]["flagged"] is True
+    assert raw["results"][0]["safeserve_action"] == "block"
+    assert raw["results"][0]["safeserve_categories"]["secrets"] == 1.0

@@ -1,0 +1,62 @@
+"""The shipped Serve configs validate, and a bad one fails with a message that names the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from serve_app.cli import main
+from serve_app.serve_config import ConfigError, app_config, check_file, load_serve_config
+from tests.support import ROOT
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "production.yaml"])
+def test_shipped_configs_validate(name: str) -> None:
+    config = check_file(ROOT / "configs" / name)
+    assert set(config.ingress.tiers) >= {"free", "standard", "trusted"}
+    assert config.ingress.input_patterns and config.moderator.denylist
+
+
+def test_local_config_binds_to_loopback() -> None:
+    assert load_serve_config(ROOT / "configs" / "local.yaml")["http_options"]["host"] == "127.0.0.1"
+
+
+def test_production_gives_the_generator_a_gpu() -> None:
+    app = load_serve_config(ROOT / "configs" / "production.yaml")["applications"][0]
+    generator = next(d for d in app["deployments"] if d["name"] == "Generator")
+    assert generator["ray_actor_options"]["num_gpus"] > 0
+    assert generator["user_config"]["device"] in ("auto", "cuda")
+    assert generator["autoscaling_config"]["max_replicas"] > generator["autoscaling_config"]["min_replicas"]
+
+
+@pytest.mark.parametrize(
+    ("deployment", "user_config", "message"),
+    [
+        ("Ingress", {"tiers": {}}, "ingress.tiers"),
+        ("Ingress", {"max_prompt_chars": 0}, "ingress.max_prompt_chars"),
+        ("Ingress", {"input_patterns": [{"pattern": "(", "category": "fraud"}]}, "invalid regular expression"),
+        ("Moderator", {"thresholds": {"categories": {"nonsense": {"review": 0.1}}}}, "moderator.thresholds.categories"),
+        ("Generator", {"device": "tpu"}, "generator.device"),
+        ("ReviewQueue", {"sla_seconds": -1}, "review_queue.sla_seconds"),
+        ("IntentClassifier", {"unknown_field": 1}, "intent_classifier.unknown_field"),
+    ],
+)
+def test_bad_config_names_the_field(deployment: str, user_config: dict, message: str) -> None:
+    config = {"applications": [{"name": "safeserve", "import_path": "serve_app.builder:build_app",
+                                "deployments": [{"name": deployment, "user_config": user_config}]}]}
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        app_config(config)
+
+
+def test_unknown_deployment_and_missing_app_are_reported() -> None:
+    with pytest.raises(ConfigError, match="unknown deployment 'Gen'"):
+        app_config({"applications": [{"name": "safeserve", "deployments": [{"name": "Gen"}]}]})
+    with pytest.raises(ConfigError, match="no application named 'safeserve'"):
+        app_config({"applications": []})
+
+
+def test_cli_config_check(tmp_path, capsys) -> None:
+    assert main(["config", "check", str(ROOT / "configs" / "local.yaml")]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("applications:\n  - name: safeserve\n    deployments:\n      - name: Ingress\n        user_config: {tiers: {}}\n")
+    assert main(["config", "check", str(bad)]) == 2
+    assert "ingress.tiers" in capsys.readouterr().err
