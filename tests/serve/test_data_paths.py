@@ -1,0 +1,24 @@
+"""The tests run on Ray's fast data paths (as `make run` does), and everything HTTP stays on loopback."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import psutil
+
+
+def test_fast_data_paths_are_on(base_url: str) -> None:
+    assert os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == "1"
+    assert os.environ["RAY_SERVE_ENABLE_HA_PROXY"] == "1"
+    assert any(p.info["name"] == "haproxy" for p in psutil.process_iter(["name"]))
+
+
+def test_http_listeners_bind_to_loopback_only(base_url: str, serve_instance: int) -> None:
+    assert httpx.get(f"{base_url}/healthz").status_code == 200
+    # The proxy port and the replicas' direct-ingress HTTP ports. (Ray's gRPC ports, direct-ingress gRPC among
+    # them, listen on all interfaces whatever the config says: the README says never to expose them.)
+    serve_ports = {serve_instance, *range(30000, 31000)}
+    listeners = [c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port in serve_ports]
+    assert any(c.laddr.port == serve_instance for c in listeners)
+    assert {c.laddr.ip for c in listeners} == {"127.0.0.1"}
