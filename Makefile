@@ -6,11 +6,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.safeserve-installed
 
-.PHONY: help install system-deps models run test test-unit bench config-check clean
+.PHONY: help install system-deps models run test test-unit lint bench config-check clean
 
 help:
 	@echo "make run     install what is missing, start Redis and serve SafeServe on http://127.0.0.1:8000"
 	@echo "make test    run the whole test suite (unit, Serve-level, end-to-end against real Redis)"
+	@echo "make lint    ruff: lint and format check"
 	@echo "make bench   send requests through a running gateway and print per-stage latency"
 	@echo "make clean   remove the virtualenv and local state (.venv, .safeserve)"
 
@@ -38,6 +39,10 @@ run: install system-deps models config-check
 
 test: install system-deps models
 	@scripts/test.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-unit: install
 	$(PY) -m pytest tests/classifiers -q

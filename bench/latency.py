@@ -61,8 +61,11 @@ def through_gateway(url: str, key: str, n: int, max_tokens: int, model: str) -> 
     rows = []
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300) as client:
         for i in range(n):
-            body = {"model": model, "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
-                    "max_tokens": max_tokens}
+            body = {
+                "model": model,
+                "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
+                "max_tokens": max_tokens,
+            }
             start = time.perf_counter()
             response = client.post("/v1/chat/completions", json=body)
             elapsed = (time.perf_counter() - start) * 1000
@@ -98,7 +101,11 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
         values = [row[stage] for row in rows if stage in row]
         summary[stage] = {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95), "n": len(values)}
     overhead = [row["total"] - row.get("generate", 0.0) for row in rows]
-    summary["gateway_overhead"] = {"p50": percentile(overhead, 0.5), "p95": percentile(overhead, 0.95), "n": len(overhead)}
+    summary["gateway_overhead"] = {
+        "p50": percentile(overhead, 0.5),
+        "p95": percentile(overhead, 0.95),
+        "n": len(overhead),
+    }
     return summary
 
 
@@ -128,7 +135,8 @@ def main() -> None:
             print(f"{stage:<18}{values['p50']:>10.1f}{values['p95']:>10.1f}")
     if args.direct:
         print(f"{'direct model':<18}{report['direct_model_ms']['p50']:>10.1f}{report['direct_model_ms']['p95']:>10.1f}")
-        print(f"gateway overhead over the direct model (client p50 - direct p50): {report['overhead_vs_direct_ms']['p50']:.1f} ms")
+        overhead = report["overhead_vs_direct_ms"]["p50"]
+        print(f"gateway overhead over the direct model (client p50 - direct p50): {overhead:.1f} ms")
     print(f"mean completion tokens: {statistics.mean(r['completion_tokens'] for r in rows):.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -40,8 +40,10 @@ class IntentModel:
         built_with = provenance.get("sklearn_version")
         if built_with and built_with != sklearn.__version__:
             # joblib pickles are only guaranteed to load under the scikit-learn version that wrote them.
-            raise RuntimeError(f"intent model was built with scikit-learn {built_with}, "
-                               f"running {sklearn.__version__}: rebuild it (classifiers.models_build)")
+            raise RuntimeError(
+                f"intent model was built with scikit-learn {built_with}, "
+                f"running {sklearn.__version__}: rebuild it (classifiers.models_build)"
+            )
         return cls(joblib.load(directory / MODEL_FILE), provenance)
 
     @property

@@ -21,6 +21,7 @@ from classifiers.training import sources
 
 GENERATOR_DIR = "smollm2"
 GENERATOR_GGUF = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GENERATOR_HF_DIR = "smollm2/hf"
 INTENT_DIR = "intent"
 TOXICITY_DIR = "toxicity"
 TOXICITY_CKPT = "toxicity/toxicity.ckpt"
@@ -74,20 +75,44 @@ def _build_toxicity(tmp: Path, final: Path, cache: Path, log: Callable[[str], No
 _COMMON = (_PACKAGE_ROOT / "assets.py", _TRAINING / "sources.py", _TRAINING / "provenance.py")
 ARTEFACTS: dict[str, Artefact] = {
     "generator": Artefact(
-        "generator", GENERATOR_DIR, GENERATOR_GGUF, sources.GENERATOR_PACKAGES,
-        (*_COMMON, _TRAINING / "generator.py"), (), _build_generator,
+        "generator",
+        GENERATOR_DIR,
+        GENERATOR_HF_DIR,
+        sources.GENERATOR_PACKAGES,
+        (*_COMMON, _TRAINING / "generator.py"),
+        ("torch", "transformers", "gguf"),
+        _build_generator,
     ),
     "intent": Artefact(
-        "intent", INTENT_DIR, INTENT_DIR, sources.INTENT_PACKAGES,
-        (*_COMMON, sources.INTENT_SEED, _TRAINING / "intent_data.py", _TRAINING / "intent_trainer.py",
-         _PACKAGE_ROOT / "taxonomy.py"),
-        ("scikit-learn", "numpy", "joblib"), _build_intent,
+        "intent",
+        INTENT_DIR,
+        INTENT_DIR,
+        sources.INTENT_PACKAGES,
+        (
+            *_COMMON,
+            *sources.INTENT_SEEDS,
+            sources.BENIGN_EVERYDAY_HOLDOUT,
+            _TRAINING / "intent_data.py",
+            _TRAINING / "intent_trainer.py",
+            _PACKAGE_ROOT / "taxonomy.py",
+        ),
+        ("scikit-learn", "numpy", "joblib"),
+        _build_intent,
     ),
     "toxicity": Artefact(
-        "toxicity", TOXICITY_DIR, TOXICITY_DIR, sources.TOXICITY_PACKAGES,
-        (*_COMMON, sources.TOXICITY_SEED, _TRAINING / "toxicity_data.py", _TRAINING / "toxicity_trainer.py",
-         _TRAINING / "intent_data.py"),
-        ("torch", "transformers", "scikit-learn"), _build_toxicity,
+        "toxicity",
+        TOXICITY_DIR,
+        TOXICITY_DIR,
+        sources.TOXICITY_PACKAGES,
+        (
+            *_COMMON,
+            sources.TOXICITY_SEED,
+            _TRAINING / "toxicity_data.py",
+            _TRAINING / "toxicity_trainer.py",
+            _TRAINING / "intent_data.py",
+        ),
+        ("torch", "transformers", "scikit-learn"),
+        _build_toxicity,
     ),
 }
 

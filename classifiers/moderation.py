@@ -23,5 +23,5 @@ class OutputModerator:
                 [self.denylist.check(text), self.thresholds.decide(scores, layer=LAYER, reason="model")],
                 layer=LAYER,
             )
-            for text, scores in zip(texts, model_scores)
+            for text, scores in zip(texts, model_scores, strict=True)
         ]

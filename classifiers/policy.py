@@ -21,7 +21,7 @@ class Bands(BaseModel):
     block: float = Field(0.8, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Bands":
+    def _ordered(self) -> Bands:
         if self.review > self.block:
             raise ValueError(f"review threshold {self.review} is above block threshold {self.block}")
         return self

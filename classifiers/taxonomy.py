@@ -36,7 +36,9 @@ class Category(StrEnum):
 PROMPT_ATTACKS: frozenset[Category] = frozenset(
     {Category.PROMPT_INJECTION, Category.JAILBREAK, Category.SYSTEM_PROMPT_EXTRACTION}
 )
-HARM_CATEGORIES: frozenset[Category] = frozenset(set(Category) - PROMPT_ATTACKS - {Category.PROFANITY, Category.SECRETS})
+HARM_CATEGORIES: frozenset[Category] = frozenset(
+    set(Category) - PROMPT_ATTACKS - {Category.PROFANITY, Category.SECRETS}
+)
 
 # Our category -> the OpenAI moderation categories it feeds (omni-moderation names).
 OPENAI_MODERATION: dict[Category, tuple[str, ...]] = {

@@ -17,11 +17,14 @@ PROVENANCE_FILE = "provenance.json"
 
 # Detoxify's output names (it renames toxic/severe_toxic/identity_hate) and the Jigsaw names, to our categories.
 CLASS_TO_CATEGORY: dict[str, Category] = {
-    "toxicity": Category.HARASSMENT, "toxic": Category.HARASSMENT,
-    "severe_toxicity": Category.HARASSMENT, "severe_toxic": Category.HARASSMENT,
+    "toxicity": Category.HARASSMENT,
+    "toxic": Category.HARASSMENT,
+    "severe_toxicity": Category.HARASSMENT,
+    "severe_toxic": Category.HARASSMENT,
     "insult": Category.HARASSMENT,
     "threat": Category.VIOLENCE,
-    "identity_attack": Category.HATE, "identity_hate": Category.HATE,
+    "identity_attack": Category.HATE,
+    "identity_hate": Category.HATE,
     "obscene": Category.PROFANITY,
     "sexual_explicit": Category.SEXUAL,  # only in Detoxify's "unbiased" models
 }
@@ -59,8 +62,9 @@ class DetoxifyScorer:
 
     @staticmethod
     def _load(checkpoint: Path, config_dir: Path, device: str) -> Detoxify:
-        return Detoxify(model_type="original", checkpoint=str(checkpoint),
-                        huggingface_config_path=str(config_dir), device=device)
+        return Detoxify(
+            model_type="original", checkpoint=str(checkpoint), huggingface_config_path=str(config_dir), device=device
+        )
 
     @classmethod
     def _load_rewritten(cls, checkpoint: Path, config_dir: Path, device: str) -> Detoxify:

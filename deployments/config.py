@@ -34,11 +34,13 @@ class IntentClassifierConfig(_Config):
 
 class GeneratorConfig(_Config):
     backend: Literal["transformers"] = "transformers"
-    model: str = Field("smollm2", description="Local directory (relative to the models directory) or hub id.")
-    gguf_file: str | None = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    model: str = Field("smollm2/hf", description="Local directory (relative to the models directory) or hub id.")
+    gguf_file: str | None = Field(None, description="Load this GGUF file inside `model` (de-quantised per load).")
     device: Device = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
-    torch_threads: int | None = Field(None, ge=1, description="Override torch's thread count (Ray sets it to num_cpus).")
+    torch_threads: int | None = Field(
+        None, ge=1, description="Override torch's thread count (Ray sets it to num_cpus)."
+    )
     max_new_tokens: int = Field(256, ge=1, description="Ceiling on tokens generated per request.")
     steering: Steering = Steering()
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 
-logger = logging.getLogger(__name__)
+from deployments.logs import get_logger
+
+logger = get_logger("devices")
 
 
 def pick_device(requested: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from ray import serve
 
 from classifiers.moderation import OutputModerator
-from classifiers.patterns import PatternSet
 from classifiers.paths import resolve_model_path
+from classifiers.patterns import PatternSet
 from classifiers.profanity_model import ProfanityScorer
 from classifiers.scoring import Scorer
 from classifiers.toxicity_model import DetoxifyScorer

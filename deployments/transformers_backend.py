@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +19,9 @@ from classifiers.paths import resolve_model_path
 from deployments.config import GeneratorConfig
 from deployments.devices import pick_device
 from deployments.generation import Completion, SamplingParams
+from deployments.logs import get_logger
 
-logger = logging.getLogger(__name__)
+logger = get_logger("generator")
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

@@ -19,7 +19,14 @@ serve_pid=""
 shutdown() {
   trap - INT TERM
   echo "stopping SafeServe..."
-  [ -n "$serve_pid" ] && kill -TERM "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
+  if [ -n "$serve_pid" ]; then
+    # SIGINT is `serve run`'s graceful path (it shuts Serve and Ray down; with direct ingress Serve waits
+    # about 30 s for the ingress to drain); SIGTERM only if that hangs.
+    kill -INT "$serve_pid" 2>/dev/null || true
+    for _ in $(seq 90); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.5; done
+    kill -TERM "$serve_pid" 2>/dev/null || true
+    wait "$serve_pid" 2>/dev/null || true
+  fi
   stop_redis
   exit 0
 }
@@ -27,7 +34,9 @@ trap shutdown INT TERM
 
 start_redis
 echo "starting SafeServe on http://127.0.0.1:8000 (first start loads the models: about a minute)"
-.venv/bin/serve run configs/local.yaml &
+# A background job of a script starts with SIGINT ignored; restore it so `serve run` can shut down on it.
+.venv/bin/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+  .venv/bin/serve run configs/local.yaml &
 serve_pid=$!
 wait "$serve_pid" || true
 serve_pid=""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -11,13 +10,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.exceptions import RedisError
 
+from deployments.logs import get_logger
 from serve_app.errors import NotAuthenticated, PermissionDenied, ServiceUnavailable
 from serve_app.gateway import Gateway
 from serve_app.metrics import INFRA_ERRORS
 from serve_app.schemas.admin import ApiKeyInfo
 from serve_app.timing import StageTimer
 
-logger = logging.getLogger("safeserve.auth")
+logger = get_logger("auth")
 ADMIN_IDENTITY = ApiKeyInfo(id="admin", user_id="admin", tier="trusted", role="admin", created_at=0.0)
 _bearer = HTTPBearer(auto_error=False, description="An API key from POST /admin/keys, or the admin key.")
 

@@ -6,7 +6,6 @@ clients raise their usual exception classes (BadRequestError, AuthenticationErro
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-logger = logging.getLogger("safeserve.errors")
+from deployments.logs import get_logger
+
+logger = get_logger("errors")
 
 
 class SafeServeError(Exception):

@@ -7,7 +7,6 @@ fault into the layer's fail mode: closed (503, the default) or open (allowed, co
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from classifiers.patterns import PatternSet
 from classifiers.verdict import Verdict
+from deployments.logs import get_logger
 from deployments.redis_client import connect
 from serve_app.auth import KeyStore
 from serve_app.config import IngressConfig, Settings
@@ -23,7 +23,7 @@ from serve_app.errors import ServiceUnavailable
 from serve_app.incidents import IncidentRecorder
 from serve_app.metrics import INFRA_ERRORS
 
-logger = logging.getLogger("safeserve.gateway")
+logger = get_logger("gateway")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Incident records: one structured JSON record per safety decision, to the log and to a Redis stream.
+"""Decision records: one structured JSON record per safety decision, to the log; the non-allow ones
+(incidents) also to a Redis stream that the admin API reads.
 
 A record never holds an API key; the prompt is stored only as a SHA-256 hash and a short redacted excerpt
 unless the policy says `store_prompt: true`.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from typing import Any
 
@@ -17,11 +17,12 @@ from redis.exceptions import RedisError
 
 from classifiers.redaction import excerpt
 from classifiers.verdict import Verdict
+from deployments.logs import get_logger
 from serve_app.config import IncidentConfig
 from serve_app.metrics import INFRA_ERRORS
 
 INCIDENT_STREAM = "safeserve:incidents"
-logger = logging.getLogger("safeserve.incidents")
+logger = get_logger("incidents")
 
 
 def incident_record(
@@ -50,9 +51,13 @@ class IncidentRecorder:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
-    async def record(self, record: dict[str, Any], config: IncidentConfig) -> None:
+    def log(self, record: dict[str, Any]) -> str:
         line = json.dumps(record, default=str)
         logger.info(line)
+        return line
+
+    async def record(self, record: dict[str, Any], config: IncidentConfig) -> None:
+        line = self.log(record)
         try:
             await self.redis.xadd(INCIDENT_STREAM, {"record": line}, maxlen=config.stream_maxlen, approximate=True)
         except RedisError:

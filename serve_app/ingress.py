@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI
 from ray.serve.handle import DeploymentHandle
 
+from deployments.logs import get_logger
 from serve_app.config import IngressConfig, Settings
 from serve_app.gateway import Gateway, Handles
 from serve_app.main import create_app
 
-logger = logging.getLogger("safeserve.ingress")
+logger = get_logger("ingress")
 
 
 class Ingress:

@@ -7,7 +7,6 @@ cost a hop. Every non-allow decision is recorded as an incident, and review-band
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,6 +15,7 @@ from classifiers.normalize import normalize
 from classifiers.redaction import redact
 from classifiers.verdict import Action, Verdict, strongest
 from deployments.generation import Completion, SamplingParams
+from deployments.logs import get_logger
 from deployments.review_store import ReviewRequest
 from serve_app.deps import RequestContext
 from serve_app.errors import PolicyViolation, SafeServeError, ServiceUnavailable, error_body
@@ -33,7 +33,7 @@ from serve_app.schemas.chat import (
     Usage,
 )
 
-logger = logging.getLogger("safeserve.pipeline")
+logger = get_logger("pipeline")
 
 
 def untrusted_turns(request: ChatCompletionRequest) -> list[str]:
@@ -57,11 +57,9 @@ def sampling_params(gateway: Gateway, ctx: RequestContext, request: ChatCompleti
 async def report(
     gateway: Gateway, ctx: RequestContext, verdict: Verdict, request_text: str, output: str | None = None
 ) -> None:
-    """Record an incident for a non-allow decision and queue review-band items for a human."""
+    """Write the decision record: allow decisions to the log only; others also to the incident stream,
+    with review-band items queued for a human."""
     ctx.state.decision = "content_filter" if output is not None and verdict.action is Action.BLOCK else verdict.action
-    if verdict.action is Action.ALLOW:
-        return
-    DECISIONS.inc(tags={"layer": verdict.layer, "category": str(verdict.category), "action": verdict.action})
     record = incident_record(
         verdict,
         request_id=ctx.request_id,
@@ -71,6 +69,10 @@ async def report(
         text=output if output is not None else request_text,
         config=gateway.config.incidents,
     )
+    if verdict.action is Action.ALLOW:
+        gateway.incidents.log(record)
+        return
+    DECISIONS.inc(tags={"layer": verdict.layer, "category": str(verdict.category), "action": verdict.action})
     await gateway.incidents.record(record, gateway.config.incidents)
     if verdict.action is Action.REVIEW:
         await enqueue_review(gateway, ctx, verdict, request_text, output)
@@ -90,7 +92,9 @@ async def enqueue_review(
         output_excerpt=None if output is None else redact(output),
     )
     try:
-        await gateway.call("review_queue", gateway.handles.reviews.enqueue.remote(item), gateway.config.timeouts.review_s)
+        await gateway.call(
+            "review_queue", gateway.handles.reviews.enqueue.remote(item), gateway.config.timeouts.review_s
+        )
     except ServiceUnavailable:
         # The answer is still delivered (async review); the incident record above keeps the evidence.
         INFRA_ERRORS.inc(tags={"component": "review_queue", "outcome": "review_not_queued"})

@@ -15,7 +15,12 @@ from tests.support import ROOT, RedisServer, app_deploy_config, deploy, deployme
 
 ADMIN_KEY = f"ss-admin-test-{secrets.token_urlsafe(16)}"
 # A review-band input pattern, so tests can drive a request into the review queue deterministically.
-REVIEW_CANARY_RULE = {"name": "test-review-canary", "category": "privacy", "action": "review", "pattern": "zebra-canary-review"}
+REVIEW_CANARY_RULE = {
+    "name": "test-review-canary",
+    "category": "privacy",
+    "action": "review",
+    "pattern": "zebra-canary-review",
+}
 
 
 def session_app_config() -> dict:

@@ -50,8 +50,19 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
-             "--appendonly", "yes", "--save", ""],
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_until(self._pings, 10, what="redis-server to answer")

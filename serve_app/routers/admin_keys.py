@@ -15,7 +15,9 @@ router = APIRouter(prefix="/admin/keys", tags=["admin"])
 async def create_key(body: KeyCreate, gateway: GatewayDep, _: AdminKey) -> CreatedKey:
     if body.tier not in gateway.config.tiers:
         known = ", ".join(sorted(gateway.config.tiers))
-        raise InvalidRequest(f"Unknown tier '{body.tier}'; configured tiers: {known}.", param="tier", code="unknown_tier")
+        raise InvalidRequest(
+            f"Unknown tier '{body.tier}'; configured tiers: {known}.", param="tier", code="unknown_tier"
+        )
     return await gateway.keys.create(body.user_id, body.tier, body.role)
 
 

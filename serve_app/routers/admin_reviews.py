@@ -22,7 +22,9 @@ async def list_reviews(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[ReviewItem]:
     wanted = None if status == "all" else status
-    return await gateway.call("review_queue", gateway.handles.reviews.list.remote(wanted, limit), gateway.config.timeouts.review_s)
+    return await gateway.call(
+        "review_queue", gateway.handles.reviews.list.remote(wanted, limit), gateway.config.timeouts.review_s
+    )
 
 
 @router.get("/reviews/{item_id}", response_model=ReviewItem)
@@ -47,4 +49,6 @@ async def decide_review(item_id: str, body: Decision, gateway: GatewayDep, revie
 async def read_audit(
     gateway: GatewayDep, _: ReviewerKey, count: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[dict[str, str]]:
-    return await gateway.call("review_queue", gateway.handles.reviews.audit.remote(count), gateway.config.timeouts.review_s)
+    return await gateway.call(
+        "review_queue", gateway.handles.reviews.audit.remote(count), gateway.config.timeouts.review_s
+    )

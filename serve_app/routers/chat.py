@@ -19,9 +19,13 @@ async def create_chat_completion(
 ) -> ChatCompletion | StreamingResponse:
     config = gateway.config
     if body.model != config.served_model:
-        raise ModelNotFound(f"The model '{body.model}' does not exist; this gateway serves '{config.served_model}'.", param="model")
+        raise ModelNotFound(
+            f"The model '{body.model}' does not exist; this gateway serves '{config.served_model}'.", param="model"
+        )
     if len(body.messages) > config.max_messages:
-        raise InvalidRequest(f"At most {config.max_messages} messages are accepted.", param="messages", code="too_many_messages")
+        raise InvalidRequest(
+            f"At most {config.max_messages} messages are accepted.", param="messages", code="too_many_messages"
+        )
     prompt_chars = sum(len(m.text) for m in body.messages)
     if prompt_chars > config.max_prompt_chars:
         raise InvalidRequest(

@@ -38,6 +38,8 @@ async def readyz(gateway: GatewayDep) -> JSONResponse:
     results = await asyncio.gather(
         redis_ok(), *(deployment_ok(name, handle) for name, handle in gateway.handles.all().items())
     )
-    checks = {name: "ok" if ok else "unavailable" for name, ok in zip(names, results)}
+    checks = {name: "ok" if ok else "unavailable" for name, ok in zip(names, results, strict=True)}
     ready = all(results)
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    )

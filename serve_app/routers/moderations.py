@@ -27,7 +27,8 @@ async def create_moderation(body: ModerationRequest, gateway: GatewayDep, ctx: C
     too_long = next((i for i, t in enumerate(texts) if len(t) > gateway.config.max_prompt_chars), None)
     if too_long is not None:
         raise InvalidRequest(
-            f"Input {too_long} exceeds {gateway.config.max_prompt_chars} characters.", param="input",
+            f"Input {too_long} exceeds {gateway.config.max_prompt_chars} characters.",
+            param="input",
             code="context_length_exceeded",
         )
     verdicts = await asyncio.gather(*(pipeline.moderate(gateway, ctx, text) for text in texts))

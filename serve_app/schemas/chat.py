@@ -60,7 +60,7 @@ class ChatCompletionRequest(BaseModel):
         return messages
 
     @model_validator(mode="after")
-    def _ends_with_a_turn_to_answer(self) -> "ChatCompletionRequest":
+    def _ends_with_a_turn_to_answer(self) -> ChatCompletionRequest:
         if self.messages[-1].role == "assistant":
             raise ValueError("the last message must not be from the assistant")
         return self

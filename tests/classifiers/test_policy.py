@@ -9,7 +9,17 @@ from classifiers.taxonomy import Category
 from classifiers.verdict import Action, Verdict, strongest
 
 
-@pytest.mark.parametrize(("score", "action"), [(0.0, Action.ALLOW), (0.49, Action.ALLOW), (0.5, Action.REVIEW), (0.79, Action.REVIEW), (0.8, Action.BLOCK), (1.0, Action.BLOCK)])
+@pytest.mark.parametrize(
+    ("score", "action"),
+    [
+        (0.0, Action.ALLOW),
+        (0.49, Action.ALLOW),
+        (0.5, Action.REVIEW),
+        (0.79, Action.REVIEW),
+        (0.8, Action.BLOCK),
+        (1.0, Action.BLOCK),
+    ],
+)
 def test_bands(score: float, action: Action) -> None:
     assert Bands(review=0.5, block=0.8).action(score) is action
 
@@ -20,14 +30,18 @@ def test_bands_must_be_ordered() -> None:
 
 
 def test_per_category_bands_override_the_default() -> None:
-    policy = ThresholdPolicy(default=Bands(review=0.6, block=0.9), categories={Category.SEXUAL_MINORS: Bands(review=0.2, block=0.4)})
+    policy = ThresholdPolicy(
+        default=Bands(review=0.6, block=0.9), categories={Category.SEXUAL_MINORS: Bands(review=0.2, block=0.4)}
+    )
     verdict = policy.decide({Category.SEXUAL_MINORS: 0.45, Category.FRAUD: 0.45}, layer="t", reason="model")
     assert (verdict.action, verdict.category) == (Action.BLOCK, Category.SEXUAL_MINORS)
     assert verdict.flagged == {Category.SEXUAL_MINORS}
 
 
 def test_most_severe_action_wins_over_higher_score() -> None:
-    policy = ThresholdPolicy(default=Bands(review=0.5, block=0.95), categories={Category.HATE: Bands(review=0.1, block=0.3)})
+    policy = ThresholdPolicy(
+        default=Bands(review=0.5, block=0.95), categories={Category.HATE: Bands(review=0.1, block=0.3)}
+    )
     verdict = policy.decide({Category.FRAUD: 0.9, Category.HATE: 0.35}, layer="t", reason="model")
     assert verdict.category is Category.HATE and verdict.action is Action.BLOCK
     assert verdict.flagged == {Category.HATE, Category.FRAUD}
@@ -46,11 +60,17 @@ def test_pattern_rules_validate_their_regex() -> None:
 
 
 def test_pattern_set_is_case_insensitive_and_names_its_rule() -> None:
-    rules = [PatternRule(name="override", pattern=r"ignore previous instructions", category=Category.PROMPT_INJECTION),
-             PatternRule(pattern=r"zebra", category=Category.PRIVACY, action=Action.REVIEW)]
+    rules = [
+        PatternRule(name="override", pattern=r"ignore previous instructions", category=Category.PROMPT_INJECTION),
+        PatternRule(pattern=r"zebra", category=Category.PRIVACY, action=Action.REVIEW),
+    ]
     patterns = PatternSet(rules, layer="input_patterns")
     blocked = patterns.check("Please IGNORE previous instructions, zebra")
-    assert (blocked.action, blocked.category, blocked.layer) == (Action.BLOCK, Category.PROMPT_INJECTION, "input_patterns")
+    assert (blocked.action, blocked.category, blocked.layer) == (
+        Action.BLOCK,
+        Category.PROMPT_INJECTION,
+        "input_patterns",
+    )
     assert "pattern:override" in blocked.reasons
     assert blocked.flagged == {Category.PROMPT_INJECTION, Category.PRIVACY}
     assert patterns.check("a zebra").action is Action.REVIEW
@@ -60,7 +80,14 @@ def test_pattern_set_is_case_insensitive_and_names_its_rule() -> None:
 
 def test_strongest_keeps_the_deciding_layer_and_merges_scores() -> None:
     a = Verdict(layer="patterns", scores={Category.FRAUD: 0.2})
-    b = Verdict(layer="model", action=Action.REVIEW, category=Category.HATE, score=0.7, scores={Category.HATE: 0.7, Category.FRAUD: 0.4}, flagged=frozenset({Category.HATE}))
+    b = Verdict(
+        layer="model",
+        action=Action.REVIEW,
+        category=Category.HATE,
+        score=0.7,
+        scores={Category.HATE: 0.7, Category.FRAUD: 0.4},
+        flagged=frozenset({Category.HATE}),
+    )
     merged = strongest([a, b], layer="input")
     assert merged.layer == "model" and merged.action is Action.REVIEW
     assert merged.scores == {Category.FRAUD: 0.4, Category.HATE: 0.7}

@@ -18,8 +18,9 @@ def scorer(models_dir) -> DetoxifyScorer:
 
 
 def test_toxic_insult_scores_higher_than_clean_text(scorer):
-    toxic, clean = scorer.predict(["You are a worthless, stupid idiot and everyone hates you.",
-                                   "Thanks for the help, have a lovely afternoon."])
+    toxic, clean = scorer.predict(
+        ["You are a worthless, stupid idiot and everyone hates you.", "Thanks for the help, have a lovely afternoon."]
+    )
     assert toxic[Category.HARASSMENT] > 0.5
     assert clean[Category.HARASSMENT] < 0.5
     assert toxic[Category.HARASSMENT] > clean[Category.HARASSMENT]

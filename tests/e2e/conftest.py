@@ -7,7 +7,9 @@ import pytest
 SERVED_MODEL = "safeserve-smollm2"
 
 
-def create_key(base_url: str, admin_key: str, tier: str = "standard", role: str = "user", user_id: str = "alice") -> dict:
+def create_key(
+    base_url: str, admin_key: str, tier: str = "standard", role: str = "user", user_id: str = "alice"
+) -> dict:
     response = httpx.post(
         f"{base_url}/admin/keys",
         json={"user_id": user_id, "tier": tier, "role": role},

@@ -21,8 +21,13 @@ def admin(base_url: str, admin_key: str) -> httpx.Client:
 def test_created_key_is_shown_once_and_stored_only_as_a_hash(base_url, admin_key, redis_server) -> None:
     created = create_key(base_url, admin_key, tier="free", user_id="bob")
     assert created["key"].startswith(f"ss-{created['id']}-")
-    dump = json.dumps({k: redis_server.client().get(k) for k in redis_server.client().keys("safeserve:apikey*")
-                       if redis_server.client().type(k) == "string"})
+    dump = json.dumps(
+        {
+            k: redis_server.client().get(k)
+            for k in redis_server.client().keys("safeserve:apikey*")
+            if redis_server.client().type(k) == "string"
+        }
+    )
     assert created["key"] not in dump
     listed = admin(base_url, admin_key).get("/admin/keys").json()
     assert any(k["id"] == created["id"] and "key" not in k for k in listed)
@@ -56,7 +61,12 @@ def test_review_item_is_created_and_an_admin_decision_is_stored(base_url, admin_
 
         stored = api.get(f"/admin/reviews/{item['id']}").json()
         assert stored["status"] == "approved"
-        assert stored["decisions"][0] == {**stored["decisions"][0], "decision": "approve", "note": "harmless", "reviewer": "admin"}
+        assert stored["decisions"][0] == {
+            **stored["decisions"][0],
+            "decision": "approve",
+            "note": "harmless",
+            "reviewer": "admin",
+        }
         assert item["id"] not in [i["id"] for i in api.get("/admin/reviews").json()]
 
         again = api.post(f"/admin/reviews/{item['id']}/decision", json={"decision": "reject"})

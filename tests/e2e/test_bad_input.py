@@ -22,7 +22,9 @@ def assert_openai_error(response: httpx.Response, status: int, code: str | None 
 
 
 def test_malformed_json(http) -> None:
-    response = http.post("/v1/chat/completions", content=b'{"model": "x", "messages": [', headers={"content-type": "application/json"})
+    response = http.post(
+        "/v1/chat/completions", content=b'{"model": "x", "messages": [', headers={"content-type": "application/json"}
+    )
     assert "not valid JSON" in assert_openai_error(response, 400)["message"]
 
 

@@ -12,8 +12,10 @@ pytestmark = pytest.mark.e2e
 
 def test_toxic_text_is_flagged_and_clean_text_passes(client: openai.OpenAI) -> None:
     result = client.moderations.create(
-        input=["You are a worthless idiot and everyone hates you, you stupid piece of shit.",
-               "Thank you for the lovely dinner, see you next week!"]
+        input=[
+            "You are a worthless idiot and everyone hates you, you stupid piece of shit.",
+            "Thank you for the lovely dinner, see you next week!",
+        ]
     )
     toxic, clean = result.results
     assert toxic.flagged is True

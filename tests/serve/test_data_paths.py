@@ -19,6 +19,8 @@ def test_http_listeners_bind_to_loopback_only(base_url: str, serve_instance: int
     # The proxy port and the replicas' direct-ingress HTTP ports. (Ray's gRPC ports, direct-ingress gRPC among
     # them, listen on all interfaces whatever the config says: the README says never to expose them.)
     serve_ports = {serve_instance, *range(30000, 31000)}
-    listeners = [c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port in serve_ports]
+    listeners = [
+        c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.laddr.port in serve_ports
+    ]
     assert any(c.laddr.port == serve_instance for c in listeners)
     assert {c.laddr.ip for c in listeners} == {"127.0.0.1"}

@@ -41,8 +41,15 @@ def test_production_gives_the_generator_a_gpu() -> None:
     ],
 )
 def test_bad_config_names_the_field(deployment: str, user_config: dict, message: str) -> None:
-    config = {"applications": [{"name": "safeserve", "import_path": "serve_app.builder:build_app",
-                                "deployments": [{"name": deployment, "user_config": user_config}]}]}
+    config = {
+        "applications": [
+            {
+                "name": "safeserve",
+                "import_path": "serve_app.builder:build_app",
+                "deployments": [{"name": deployment, "user_config": user_config}],
+            }
+        ]
+    }
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
         app_config(config)
 
@@ -57,6 +64,9 @@ def test_unknown_deployment_and_missing_app_are_reported() -> None:
 def test_cli_config_check(tmp_path, capsys) -> None:
     assert main(["config", "check", str(ROOT / "configs" / "local.yaml")]) == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text("applications:\n  - name: safeserve\n    deployments:\n      - name: Ingress\n        user_config: {tiers: {}}\n")
+    bad.write_text(
+        "applications:\n  - name: safeserve\n    deployments:\n"
+        "      - name: Ingress\n        user_config: {tiers: {}}\n"
+    )
     assert main(["config", "check", str(bad)]) == 2
     assert "ingress.tiers" in capsys.readouterr().err
