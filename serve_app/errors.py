@@ -11,9 +11,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.logs import get_logger
+from serve_app.metrics import INFRA_ERRORS
 
 logger = get_logger("errors")
 
@@ -106,12 +108,17 @@ def _describe(error: dict[str, Any]) -> tuple[str, str | None]:
     return f"{prefix}{error.get('msg', 'invalid value')}", param
 
 
+def _respond(request: Request, error: SafeServeError) -> JSONResponse:
+    body = error_body(
+        error.message, error.error_type, error.code, error.param, request_id=_request_id(request), **error.extra
+    )
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SafeServeError)
     async def _safeserve(request: Request, exc: SafeServeError) -> JSONResponse:
-        body = error_body(exc.message, exc.error_type, exc.code, exc.param, **exc.extra)
-        body["error"]["request_id"] = _request_id(request)
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return _respond(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -119,20 +126,24 @@ def install_error_handlers(app: FastAPI) -> None:
         message, param = _describe(errors[0]) if errors else ("Invalid request.", None)
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-        body = error_body(message, "invalid_request_error", "invalid_request", param)
-        body["error"]["request_id"] = _request_id(request)
-        return JSONResponse(body, status_code=400)
+        return _respond(request, InvalidRequest(message, param=param, code="invalid_request"))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
-        body = error_body(str(exc.detail), "invalid_request_error", codes.get(exc.status_code))
-        body["error"]["request_id"] = _request_id(request)
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        error = InvalidRequest(str(exc.detail), code=codes.get(exc.status_code), headers=getattr(exc, "headers", None))
+        error.status_code = exc.status_code
+        return _respond(request, error)
+
+    @app.exception_handler(RedisError)
+    async def _redis(request: Request, exc: RedisError) -> JSONResponse:
+        INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "request_failed"})
+        logger.error("Redis failed on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        error = ServiceUnavailable("Storage is unavailable; please retry.", code="storage_unavailable")
+        return _respond(request, error)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        body = error_body("The server had an error while processing your request.", "server_error", "internal_error")
-        body["error"]["request_id"] = _request_id(request)
-        return JSONResponse(body, status_code=500)
+        error = SafeServeError("The server had an error while processing your request.", code="internal_error")
+        return _respond(request, error)

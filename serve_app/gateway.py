@@ -61,10 +61,21 @@ class Gateway:
         self.input_patterns = PatternSet(list(config.input_patterns), layer="input_patterns")
         self.config = config
 
-    async def call(self, component: str, response: DeploymentResponse, timeout_s: float) -> Any:
-        """Await a deployment call; a fault or timeout becomes ServiceUnavailable (counted and logged)."""
+    async def call(
+        self,
+        component: str,
+        response: DeploymentResponse,
+        timeout_s: float,
+        expected: tuple[type[Exception], ...] = (),
+    ) -> Any:
+        """Await a deployment call; a fault or timeout becomes ServiceUnavailable (counted and logged).
+
+        Exceptions in `expected` are answers, not faults (e.g. an unknown review id), and pass through.
+        """
         try:
             return await asyncio.wait_for(_resolve(response), timeout_s)
+        except expected:
+            raise
         except Exception as exc:
             response.cancel()
             INFRA_ERRORS.inc(tags={"component": component, "outcome": "error"})

@@ -223,7 +223,8 @@ async def stream_completion(
     except Exception:
         INFRA_ERRORS.inc(tags={"component": "generator", "outcome": "stream_aborted"})
         logger.exception("stream %s failed", ctx.request_id)
-        yield _sse(error_body("The generator failed mid-stream.", "server_error", "generator_unavailable"))
+        message = "The generator failed mid-stream."
+        yield _sse(error_body(message, "server_error", "generator_unavailable", request_id=ctx.request_id))
     finally:
         stream.cancel()
     yield _sse("[DONE]")

@@ -30,7 +30,12 @@ async def list_reviews(
 @router.get("/reviews/{item_id}", response_model=ReviewItem)
 async def get_review(item_id: str, gateway: GatewayDep, _: ReviewerKey) -> ReviewItem:
     try:
-        return await gateway.handles.reviews.get.remote(item_id)
+        return await gateway.call(
+            "review_queue",
+            gateway.handles.reviews.get.remote(item_id),
+            gateway.config.timeouts.review_s,
+            (ReviewNotFound,),
+        )
     except ReviewNotFound as exc:
         raise NotFound(f"No review item '{item_id}'.") from exc
 
@@ -38,11 +43,16 @@ async def get_review(item_id: str, gateway: GatewayDep, _: ReviewerKey) -> Revie
 @router.post("/reviews/{item_id}/decision", response_model=ReviewItem)
 async def decide_review(item_id: str, body: Decision, gateway: GatewayDep, reviewer: ReviewerKey) -> ReviewItem:
     try:
-        return await gateway.handles.reviews.decide.remote(item_id, body, reviewer.user_id)
+        return await gateway.call(
+            "review_queue",
+            gateway.handles.reviews.decide.remote(item_id, body, reviewer.user_id),
+            gateway.config.timeouts.review_s,
+            (ReviewNotFound, ReviewAlreadyDecided),
+        )
     except ReviewNotFound as exc:
         raise NotFound(f"No review item '{item_id}'.") from exc
     except ReviewAlreadyDecided as exc:
-        raise Conflict(str(exc).splitlines()[-1]) from exc
+        raise Conflict(f"Review item '{item_id}' has already been decided.") from exc
 
 
 @router.get("/audit", response_model=list[dict[str, str]])

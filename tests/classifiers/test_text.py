@@ -55,3 +55,16 @@ def test_taxonomy_partitions_and_openai_folding() -> None:
     folded = openai_scores({Category.SEXUAL_MINORS: 0.7, Category.SEXUAL: 0.2, Category.PROMPT_INJECTION: 0.9})
     assert set(folded) == set(OPENAI_MODERATION_CATEGORIES)
     assert folded["sexual/minors"] == 0.7 and folded["sexual"] == 0.7 and folded["violence"] == 0.0
+
+
+def test_docs_taxonomy_table_matches_the_code() -> None:
+    from classifiers.taxonomy import MLCOMMONS_HAZARD, OPENAI_MODERATION
+    from tests.support import ROOT
+
+    table = (ROOT / "docs" / "taxonomy.md").read_text()
+    kinds = {**dict.fromkeys(PROMPT_ATTACKS, "prompt attack"), **dict.fromkeys(HARM_CATEGORIES, "harm")}
+    for category in Category:
+        kind = kinds.get(category, "output only")
+        openai = ", ".join(f"`{name}`" for name in OPENAI_MODERATION.get(category, ())) or "(none)"
+        row = f"| `{category}` | {kind} | {openai} | {MLCOMMONS_HAZARD.get(category, '(none)')} |"
+        assert row in table.splitlines(), row

@@ -1,0 +1,32 @@
+"""Redis down: authentication fails closed with a clear 503, readiness says why, and both recover by themselves."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support import RedisServer, wait_until
+
+
+def test_redis_outage_fails_closed_and_recovers(base_url: str, admin_key: str, redis_server: RedisServer) -> None:
+    created = httpx.post(
+        f"{base_url}/admin/keys",
+        json={"user_id": "outage", "tier": "free"},
+        headers={"Authorization": f"Bearer {admin_key}"},
+    ).json()
+    user = {"Authorization": f"Bearer {created['key']}"}
+    assert httpx.get(f"{base_url}/v1/models", headers=user).status_code == 200
+
+    redis_server.stop()
+    try:
+        refused = httpx.get(f"{base_url}/v1/models", headers=user, timeout=30)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "auth_unavailable"
+        ready = httpx.get(f"{base_url}/readyz", timeout=30)
+        assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "unavailable"
+        listed = httpx.get(f"{base_url}/admin/keys", headers={"Authorization": f"Bearer {admin_key}"}, timeout=30)
+        assert listed.status_code == 503 and listed.json()["error"]["code"] == "storage_unavailable"
+    finally:
+        redis_server.start()
+
+    wait_until(lambda: httpx.get(f"{base_url}/v1/models", headers=user).status_code == 200, 30, what="recovery")
+    assert httpx.get(f"{base_url}/readyz").status_code == 200
