@@ -3,8 +3,10 @@
     python -m bench.latency [--url http://127.0.0.1:8000] [-n 20] [--max-tokens 32] [--direct]
 
 Reads each response's `Server-Timing` header (auth, patterns, classify, generate, moderate, total), prints
-p50/p95 per stage, and writes them to bench/results/latency.json. With --direct it also loads the default
-model in this process with the same Generator config and times the same prompts, for the overhead figure.
+p50/p95 per stage and the gateway's overhead (server total minus generation), and writes them to
+bench/results/latency.json. With --direct it also loads the default model in this process with the same
+Generator config and runs each prompt there right after the gateway did: `overhead_vs_direct` is the
+client-side time minus that direct time.
 A key is taken from SAFESERVE_API_KEY, or created with the admin key (SAFESERVE_ADMIN_KEY or
 .safeserve/admin_key).
 """
@@ -57,15 +59,33 @@ def api_key(url: str) -> str:
     return response.json()["key"]
 
 
-def through_gateway(url: str, key: str, n: int, max_tokens: int, model: str) -> list[dict[str, float]]:
+class DirectModel:
+    """The default model with the same backend, config and steering, in this process, with no gateway."""
+
+    def __init__(self) -> None:
+        from deployments.transformers_backend import TransformersBackend
+
+        self.config = app_config(load_serve_config(ROOT / "configs" / "local.yaml")).generator
+        self.backend = TransformersBackend(self.config)
+
+    def time_ms(self, prompt: str, max_tokens: int) -> float:
+        from classifiers.steering import steer
+        from deployments.generation import SamplingParams
+
+        messages = steer([{"role": "user", "content": prompt}], self.config.steering)
+        start = time.perf_counter()
+        self.backend.generate(messages, SamplingParams(max_tokens=max_tokens))
+        return (time.perf_counter() - start) * 1000
+
+
+def measure(url: str, key: str, n: int, max_tokens: int, model: str, direct: DirectModel | None) -> list[dict]:
+    """Sequential requests; with a direct model, each prompt also runs there right after, so that drift in
+    the machine's speed affects both sides alike."""
     rows = []
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300) as client:
         for i in range(n):
-            body = {
-                "model": model,
-                "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
-                "max_tokens": max_tokens,
-            }
+            prompt = PROMPTS[i % len(PROMPTS)]
+            body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens}
             start = time.perf_counter()
             response = client.post("/v1/chat/completions", json=body)
             elapsed = (time.perf_counter() - start) * 1000
@@ -73,25 +93,11 @@ def through_gateway(url: str, key: str, n: int, max_tokens: int, model: str) -> 
             row = parse_server_timing(response.headers["server-timing"])
             row["client_total"] = elapsed
             row["completion_tokens"] = response.json()["usage"]["completion_tokens"]
+            if direct is not None:
+                row["direct_model"] = direct.time_ms(prompt, max_tokens)
+                row["overhead_vs_direct"] = elapsed - row["direct_model"]
             rows.append(row)
     return rows
-
-
-def direct(n: int, max_tokens: int) -> list[float]:
-    """The same prompts through the same backend and steering, in this process, with no gateway."""
-    from classifiers.steering import steer
-    from deployments.generation import SamplingParams
-    from deployments.transformers_backend import TransformersBackend
-
-    config = app_config(load_serve_config(ROOT / "configs" / "local.yaml")).generator
-    backend = TransformersBackend(config)
-    timings = []
-    for i in range(n):
-        messages = steer([{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}], config.steering)
-        start = time.perf_counter()
-        backend.generate(messages, SamplingParams(max_tokens=max_tokens))
-        timings.append((time.perf_counter() - start) * 1000)
-    return timings
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -119,24 +125,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
     args = parser.parse_args()
 
-    rows = through_gateway(args.url, api_key(args.url), args.n, args.max_tokens, args.model)
+    direct = DirectModel() if args.direct else None
+    rows = measure(args.url, api_key(args.url), args.n, args.max_tokens, args.model, direct)
     summary = summarise(rows)
     report = {"url": args.url, "n": args.n, "max_tokens": args.max_tokens, "stages_ms": summary}
-    if args.direct:
-        direct_ms = direct(args.n, args.max_tokens)
-        report["direct_model_ms"] = {"p50": percentile(direct_ms, 0.5), "p95": percentile(direct_ms, 0.95)}
-        report["overhead_vs_direct_ms"] = {
-            "p50": summary["client_total"]["p50"] - report["direct_model_ms"]["p50"],
-        }
 
     print(f"{'stage':<18}{'p50 ms':>10}{'p95 ms':>10}")
     for stage, values in summary.items():
         if stage != "completion_tokens":
             print(f"{stage:<18}{values['p50']:>10.1f}{values['p95']:>10.1f}")
-    if args.direct:
-        print(f"{'direct model':<18}{report['direct_model_ms']['p50']:>10.1f}{report['direct_model_ms']['p95']:>10.1f}")
-        overhead = report["overhead_vs_direct_ms"]["p50"]
-        print(f"gateway overhead over the direct model (client p50 - direct p50): {overhead:.1f} ms")
     print(f"mean completion tokens: {statistics.mean(r['completion_tokens'] for r in rows):.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
