@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from serve_app.deps import CurrentKey, GatewayDep
-from serve_app.schemas.admin import ModelCard, ModelList
+from serve_app.schemas.models import ModelCard, ModelList
 
 router = APIRouter(prefix="/v1", tags=["models"])
 

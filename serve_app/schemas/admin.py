@@ -1,4 +1,4 @@
-"""Admin API bodies: API keys and review decisions."""
+"""Admin API bodies: API keys."""
 
 from __future__ import annotations
 
@@ -28,15 +28,3 @@ class ApiKeyInfo(BaseModel):
 
 class CreatedKey(ApiKeyInfo):
     key: str = Field(description="The secret; shown only in this response.")
-
-
-class ModelCard(BaseModel):
-    id: str
-    object: Literal["model"] = "model"
-    created: int
-    owned_by: str = "safeserve"
-
-
-class ModelList(BaseModel):
-    object: Literal["list"] = "list"
-    data: list[ModelCard]

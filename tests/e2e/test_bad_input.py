@@ -99,3 +99,21 @@ def test_health_and_readiness(base_url) -> None:
     ready = httpx.get(f"{base_url}/readyz")
     assert ready.status_code == 200
     assert set(ready.json()["checks"]) == {"redis", "intent_classifier", "generator", "moderator", "review_queue"}
+
+
+def test_openapi_describes_every_route(base_url) -> None:
+    spec = httpx.get(f"{base_url}/openapi.json").json()
+    assert {
+        "/v1/chat/completions",
+        "/v1/models",
+        "/v1/moderations",
+        "/healthz",
+        "/readyz",
+        "/admin/keys",
+        "/admin/keys/{key_id}",
+        "/admin/reviews",
+        "/admin/reviews/{item_id}",
+        "/admin/reviews/{item_id}/decision",
+        "/admin/audit",
+    } <= set(spec["paths"])
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
