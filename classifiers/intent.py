@@ -9,15 +9,23 @@ from classifiers.verdict import Verdict
 LAYER = "intent_classifier"
 
 
-def conversation_texts(turns: list[str]) -> list[str]:
-    """The texts to score for one conversation: each untrusted turn, plus all of them joined.
+# One untrusted turn: its normalised text, or its views (`classifiers.normalize.views`, the normalised text first).
+Turn = str | list[str]
 
-    The joined text catches an attack split over several turns, which no single turn shows.
+
+def conversation_texts(turns: list[Turn]) -> list[str]:
+    """The texts to score for one conversation: every view of each untrusted turn, plus the turns joined.
+
+    The views let a de-obfuscated variant (a decoded base64 payload, undone leetspeak) be scored as what it
+    says. The joined text catches an attack split over several turns, which no single turn shows; it joins
+    only each turn's normalised text, so the views do not multiply its length.
     """
-    turns = [turn for turn in turns if turn]
-    if len(turns) > 1:
-        return [*turns, "\n".join(turns)]
-    return turns
+    per_turn = [[turn] if isinstance(turn, str) else turn for turn in turns]
+    per_turn = [views for views in per_turn if views and views[0]]
+    texts = [view for views in per_turn for view in views]
+    if len(per_turn) > 1:
+        texts.append("\n".join(views[0] for views in per_turn))
+    return texts
 
 
 class IntentAnalyzer:
@@ -25,7 +33,7 @@ class IntentAnalyzer:
         self.scorers = scorers
         self.thresholds = thresholds
 
-    def classify(self, conversations: list[list[str]]) -> list[Verdict]:
+    def classify(self, conversations: list[list[Turn]]) -> list[Verdict]:
         """One verdict per conversation; all texts of the batch go through each model in one call."""
         texts_per_conversation = [conversation_texts(turns) for turns in conversations]
         flat = [text for texts in texts_per_conversation for text in texts]

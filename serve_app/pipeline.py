@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
-from classifiers.normalize import normalize
+from classifiers.normalize import views
 from classifiers.redaction import redact
 from classifiers.verdict import Action, Verdict, strongest
 from deployments.generation import Completion, SamplingParams
@@ -36,9 +36,15 @@ from serve_app.schemas.chat import (
 logger = get_logger("pipeline")
 
 
-def untrusted_turns(request: ChatCompletionRequest) -> list[str]:
-    """Everything the caller wrote or relayed (tool results included), normalised; prior assistant turns excepted."""
-    return [normalize(m.text) for m in request.messages if m.role != "assistant"]
+def untrusted_views(request: ChatCompletionRequest) -> list[list[str]]:
+    """Everything the caller wrote or relayed (tool results included), prior assistant turns excepted: per turn,
+    its views, the normalised text first and then the de-obfuscated variants that every check also sees."""
+    return [views(m.text) for m in request.messages if m.role != "assistant"]
+
+
+def request_text(turn_views: list[list[str]]) -> str:
+    """The normalised turns joined: the text incident excerpts and review items are cut from."""
+    return "\n".join(turn[0] for turn in turn_views)
 
 
 def model_messages(request: ChatCompletionRequest) -> list[dict[str, str]]:
@@ -100,17 +106,20 @@ async def enqueue_review(
         INFRA_ERRORS.inc(tags={"component": "review_queue", "outcome": "review_not_queued"})
 
 
-async def screen_input(gateway: Gateway, ctx: RequestContext, turns: list[str]) -> Verdict:
-    """Deny patterns in process, then the IntentClassifier; raises PolicyViolation on a block."""
-    joined = "\n".join(turns)
+async def screen_input(gateway: Gateway, ctx: RequestContext, turn_views: list[list[str]]) -> Verdict:
+    """Deny patterns in process over every view of every turn and over the joined conversation, then the
+    IntentClassifier on the same; raises PolicyViolation on a block."""
+    joined = request_text(turn_views)
     with ctx.timer.stage("patterns"):
-        texts = turns if len(turns) == 1 else [*turns, joined]
+        texts = [text for turn in turn_views for text in turn]
+        if len(turn_views) > 1:
+            texts.append(joined)
         verdict = strongest([gateway.input_patterns.check(text) for text in texts], layer="input_patterns")
     if verdict.action is not Action.BLOCK:
         with ctx.timer.stage("classify"):
             model_verdict = await gateway.safety_call(
                 "intent_classifier",
-                gateway.handles.intent.classify.remote(turns),
+                gateway.handles.intent.classify.remote(turn_views),
                 gateway.config.timeouts.classify_s,
             )
         verdict = strongest([verdict, model_verdict], layer="input")

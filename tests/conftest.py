@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,19 +59,11 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def serve_instance(redis_server: RedisServer, models_dir: Path) -> Iterator[int]:
-    """Ray + Serve on a free loopback port, on the same fast data paths as `make run` (scripts/env.sh).
+    """Ray + Serve on a free loopback port, on the same data paths as `make run` (scripts/env.sh).
 
     The environment set here is inherited by every Ray process, replicas included."""
-    # Ray adds a 56-character subdirectory and HAProxy caps socket paths at 97 bytes: keep the base short.
-    haproxy = Path(tempfile.mkdtemp(prefix="ss-hap-", dir="/tmp"))
-    os.environ.update(
-        RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=str(haproxy / "haproxy.cfg"),
-        RAY_SERVE_HAPROXY_SOCKET_PATH=str(haproxy / "admin.sock"),
-        RAY_SERVE_HAPROXY_SERVER_STATE_BASE=str(haproxy),
-        RAY_SERVE_HAPROXY_SERVER_STATE_FILE=str(haproxy / "server-state"),
-    )
     os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
-    os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "1")
+    os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "0")
     os.environ.update(
         SAFESERVE_REDIS_URL=redis_server.url,
         SAFESERVE_ADMIN_KEY=ADMIN_KEY,
@@ -92,7 +82,6 @@ def serve_instance(redis_server: RedisServer, models_dir: Path) -> Iterator[int]
     yield port
     serve.shutdown()
     ray.shutdown()
-    shutil.rmtree(haproxy, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

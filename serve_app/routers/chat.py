@@ -33,10 +33,10 @@ async def create_chat_completion(
             param="messages",
             code="context_length_exceeded",
         )
-    turns = pipeline.untrusted_turns(body)
-    await pipeline.screen_input(gateway, ctx, turns)
+    turn_views = pipeline.untrusted_views(body)
+    await pipeline.screen_input(gateway, ctx, turn_views)
     params = pipeline.sampling_params(gateway, ctx, body)
-    request_text = "\n".join(turns)
+    request_text = pipeline.request_text(turn_views)
     if body.stream:
         return StreamingResponse(
             pipeline.stream_completion(gateway, ctx, body, params, request_text),

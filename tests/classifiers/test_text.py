@@ -49,6 +49,11 @@ def test_conversation_texts_add_the_joined_conversation() -> None:
     assert conversation_texts(["a", "", "b"]) == ["a", "b", "a\nb"]
 
 
+def test_conversation_texts_score_every_view_but_join_only_the_normalised_turns() -> None:
+    assert conversation_texts([["a", "a decoded"], [""], ["b"]]) == ["a", "a decoded", "b", "a\nb"]
+    assert conversation_texts([["only", "only decoded"]]) == ["only", "only decoded"]
+
+
 def test_taxonomy_partitions_and_openai_folding() -> None:
     assert PROMPT_ATTACKS.isdisjoint(HARM_CATEGORIES)
     assert len(HARM_CATEGORIES) >= 11
