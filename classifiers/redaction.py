@@ -1,21 +1,16 @@
-"""Redaction of personal data and secrets in text that we store or show (incident excerpts, review items)."""
+"""Redaction of personal data and secrets in text that we store or show (incident excerpts, review items).
+
+Every kind that `classifiers.sensitive_data` finds is masked here, whatever the output policy says about it:
+an `allow` policy decides what a caller may receive, not what SafeServe keeps in its records.
+"""
 
 from __future__ import annotations
 
-import re
-
-_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("[email]", re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")),
-    ("[secret]", re.compile(r"\b(?:sk|pk|rk|ss|ghp|gho|xox[abp]|AKIA)[-_A-Za-z0-9]{12,}\b")),
-    ("[card]", re.compile(r"\b(?:\d[ -]?){13,19}\b")),
-    ("[phone]", re.compile(r"(?<!\w)\+?\d[\d ()./-]{7,}\d\b")),
-)
+from classifiers.sensitive_data import redact_all
 
 
 def redact(text: str) -> str:
-    for placeholder, pattern in _RULES:
-        text = pattern.sub(placeholder, text)
-    return text
+    return redact_all(text)
 
 
 def excerpt(text: str, limit: int) -> str:

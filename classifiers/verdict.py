@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -22,11 +23,24 @@ _RANK = {Action.ALLOW: 0, Action.REVIEW: 1, Action.BLOCK: 2}
 
 
 @dataclass(frozen=True)
+class Redaction:
+    """A span of the checked text to replace with `placeholder` before delivery (`kind`: e.g. "email")."""
+
+    kind: str
+    category: Category
+    start: int
+    end: int
+    placeholder: str
+
+
+@dataclass(frozen=True)
 class Verdict:
     """One layer's decision.
 
     `category`/`score` are the deciding ones; `flagged` lists every category at or above its review band;
-    `scores` holds every category the layer scored; `reasons` is human-readable evidence.
+    `scores` holds every category the layer scored; `reasons` is human-readable evidence. `redactions` are
+    spans of the checked text to replace before it is delivered; only the Moderator sets them, on a verdict
+    that does not block (`strongest` does not carry them: the Moderator attaches them after merging).
     """
 
     layer: str
@@ -36,6 +50,7 @@ class Verdict:
     scores: dict[Category, float] = field(default_factory=dict)
     flagged: frozenset[Category] = frozenset()
     reasons: tuple[str, ...] = ()
+    redactions: tuple[Redaction, ...] = ()
 
 
 def strongest(verdicts: list[Verdict], layer: str) -> Verdict:
@@ -62,3 +77,15 @@ def strongest(verdicts: list[Verdict], layer: str) -> Verdict:
         flagged=frozenset(flagged),
         reasons=tuple(reasons),
     )
+
+
+def apply_redactions(text: str, redactions: Iterable[Redaction]) -> str:
+    """`text` with each span replaced by its placeholder (the spans must not overlap)."""
+    out: list[str] = []
+    cursor = 0
+    for redaction in sorted(redactions, key=lambda r: r.start):
+        out.append(text[cursor : redaction.start])
+        out.append(redaction.placeholder)
+        cursor = redaction.end
+    out.append(text[cursor:])
+    return "".join(out)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classifiers.policy import Bands, PatternRule, ThresholdPolicy
+from classifiers.sensitive_data import SensitiveDataPolicy
 from classifiers.steering import Steering
 from classifiers.taxonomy import Category
 
@@ -56,6 +57,7 @@ class DetoxifyConfig(_Config):
 
 class ModeratorConfig(_Config):
     denylist: tuple[PatternRule, ...] = ()
+    sensitive_data: SensitiveDataPolicy = SensitiveDataPolicy()
     thresholds: ThresholdPolicy = ThresholdPolicy(
         default=Bands(review=0.6, block=0.85), categories={Category.PROFANITY: Bands(review=0.7, block=0.9)}
     )

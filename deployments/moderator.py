@@ -1,4 +1,4 @@
-"""Moderator deployment: deny-list plus ML models (Detoxify from a local checkpoint, a profanity model)."""
+"""Moderator deployment: secrets and personal data, deny-list, ML models (Detoxify, a profanity model)."""
 
 from __future__ import annotations
 
@@ -41,14 +41,18 @@ class Moderator:
         if self.config is None or self.config.load_key() != config.load_key():
             self._scorers = load_scorers(config)
         self._moderator = OutputModerator(
-            PatternSet(list(config.denylist), layer="moderator"), self._scorers, config.thresholds
+            PatternSet(list(config.denylist), layer="moderator"),
+            self._scorers,
+            config.thresholds,
+            config.sensitive_data,
         )
         self.moderate.set_max_batch_size(config.max_batch_size)
         self.config = config
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
     async def moderate(self, texts: list[str]) -> list[Verdict]:
-        """One text per call; Serve gathers concurrent calls into one model batch."""
+        """One text per call; Serve gathers concurrent calls into one model batch. A verdict that does not
+        block may carry `redactions`: spans of the text to replace before it is delivered."""
         return self._moderator.moderate(texts)
 
     async def ready(self) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from classifiers.normalize import views
 from classifiers.redaction import redact
-from classifiers.verdict import Action, Verdict, strongest
+from classifiers.verdict import Action, Verdict, apply_redactions, strongest
 from deployments.generation import Completion, SamplingParams
 from deployments.logs import get_logger
 from deployments.review_store import ReviewRequest
@@ -32,6 +32,7 @@ from serve_app.schemas.chat import (
     Delta,
     Usage,
 )
+from serve_app.streaming import StreamWindow
 
 logger = get_logger("pipeline")
 
@@ -63,9 +64,13 @@ def sampling_params(gateway: Gateway, ctx: RequestContext, request: ChatCompleti
 async def report(
     gateway: Gateway, ctx: RequestContext, verdict: Verdict, request_text: str, output: str | None = None
 ) -> None:
-    """Write the decision record: allow decisions to the log only; others also to the incident stream,
-    with review-band items queued for a human."""
-    ctx.state.decision = "content_filter" if output is not None and verdict.action is Action.BLOCK else verdict.action
+    """Write the decision record: allow decisions to the log only; others (and redacted answers, whose
+    `reasons` say `redacted:<kind>`) also to the incident stream, with review-band items queued for a human."""
+    redacted = verdict.action is Action.ALLOW and bool(verdict.redactions)
+    if output is not None and verdict.action is Action.BLOCK:
+        ctx.state.decision = "content_filter"
+    else:
+        ctx.state.decision = "redacted" if redacted else verdict.action
     record = incident_record(
         verdict,
         request_id=ctx.request_id,
@@ -75,10 +80,12 @@ async def report(
         text=output if output is not None else request_text,
         config=gateway.config.incidents,
     )
-    if verdict.action is Action.ALLOW:
+    if verdict.action is Action.ALLOW and not redacted:
         gateway.incidents.log(record)
         return
-    DECISIONS.inc(tags={"layer": verdict.layer, "category": str(verdict.category), "action": verdict.action})
+    category = verdict.redactions[0].category if redacted else verdict.category
+    action = "redact" if redacted else verdict.action
+    DECISIONS.inc(tags={"layer": verdict.layer, "category": str(category), "action": action})
     await gateway.incidents.record(record, gateway.config.incidents)
     if verdict.action is Action.REVIEW:
         await enqueue_review(gateway, ctx, verdict, request_text, output)
@@ -156,13 +163,14 @@ async def complete(
     verdict = await moderate(gateway, ctx, completion.text)
     await report(gateway, ctx, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
+    delivered = apply_redactions(completion.text, verdict.redactions)
     return ChatCompletion(
         id=completion_id(),
         created=int(time.time()),
         model=request.model,
         choices=[
             Choice(
-                message=AssistantMessage(content=gateway.config.refusal_message if blocked else completion.text),
+                message=AssistantMessage(content=gateway.config.refusal_message if blocked else delivered),
                 finish_reason="content_filter" if blocked else completion.finish_reason,
             )
         ],
@@ -184,7 +192,9 @@ async def stream_completion(
     """SSE events of a moderated stream.
 
     The newest `holdback_tokens` pieces are withheld until the Moderator has checked the text that contains
-    them, so at most that many pieces of an unsafe span can reach the client before the cut.
+    them, so at most that many pieces of an unsafe span can reach the client before the cut. Redactions are
+    applied to held-back text as it is released; one that would reach into text already sent ends the stream
+    with `content_filter` (`serve_app/streaming.py`).
     """
     window = gateway.config.stream_moderation
     chunk_id, created = completion_id(), int(time.time())
@@ -195,38 +205,35 @@ async def stream_completion(
         return _sse(body.model_dump(exclude_none=True))
 
     yield chunk(Delta(role="assistant", content=""))
-    released: list[str] = []
-    pending: list[str] = []
+    held = StreamWindow(holdback=window.holdback_tokens)
     unchecked = 0
     stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(request), params)
     try:
         async for piece in stream:
-            pending.append(piece)
+            held.add(piece)
             unchecked += 1
             if unchecked < window.check_every_tokens:
                 continue
             unchecked = 0
-            verdict = await moderate(gateway, ctx, "".join(released + pending))
-            if verdict.action is Action.BLOCK:
-                await report(gateway, ctx, verdict, request_text, output="".join(released + pending))
+            verdict = await moderate(gateway, ctx, held.text)
+            ready, verdict = held.release(verdict)
+            if ready is None:
+                await report(gateway, ctx, verdict, request_text, output=held.text)
                 yield chunk(Delta(), "content_filter")
                 yield _sse("[DONE]")
                 return
-            cut = max(len(pending) - window.holdback_tokens, 0)
-            for ready in pending[:cut]:
-                yield chunk(Delta(content=ready))
-            released.extend(pending[:cut])
-            del pending[:cut]
-        text = "".join(released + pending)
+            for text in ready:
+                yield chunk(Delta(content=text))
+        text = held.text
         verdict = await moderate(gateway, ctx, text)
+        ready, verdict = held.release(verdict, final=True)
         await report(gateway, ctx, verdict, request_text, output=text)
-        if verdict.action is Action.BLOCK:
+        if ready is None:
             yield chunk(Delta(), "content_filter")
         else:
-            for ready in pending:
-                yield chunk(Delta(content=ready))
-            finish = "length" if len(released) + len(pending) >= params.max_tokens else "stop"
-            yield chunk(Delta(), finish)
+            for piece in ready:
+                yield chunk(Delta(content=piece))
+            yield chunk(Delta(), "length" if held.pieces >= params.max_tokens else "stop")
     except SafeServeError as exc:
         yield _sse(error_body(exc.message, exc.error_type, exc.code, request_id=ctx.request_id))
     except Exception:

@@ -42,6 +42,7 @@ async def create_moderation(body: ModerationRequest, gateway: GatewayDep, ctx: C
                 category_scores=openai_scores(verdict.scores),
                 safeserve_action=verdict.action,
                 safeserve_categories={str(c): round(s, 4) for c, s in verdict.scores.items()},
+                safeserve_redactions=list(dict.fromkeys(r.kind for r in verdict.redactions)),
             )
         )
     return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=body.model or MODEL_NAME, results=results)

@@ -1,4 +1,4 @@
-"""`/v1/moderations`, in the OpenAI format, plus SafeServe's own categories and action."""
+"""`/v1/moderations`, in the OpenAI format, plus SafeServe's own categories, action and redactions."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ class ModerationResult(BaseModel):
     category_scores: dict[str, float]
     safeserve_action: str = Field(description="allow, review or block, from SafeServe's own bands.")
     safeserve_categories: dict[str, float] = Field(description="Scores in SafeServe's taxonomy.")
+    safeserve_redactions: list[str] = Field(
+        default_factory=list,
+        description="Kinds (e.g. email, card) that a chat answer would have redacted; empty when the text is blocked.",
+    )
 
 
 class ModerationResponse(BaseModel):

@@ -33,10 +33,27 @@ def test_moderation_answers_every_openai_category(client: openai.OpenAI) -> None
     assert result["safeserve_action"] == "allow"
 
 
-def test_secret_in_text_is_blocked_by_the_denylist(client: openai.OpenAI) -> None:
+def test_private_key_in_text_is_blocked(client: openai.OpenAI) -> None:
     raw = client.moderations.with_raw_response.create(
         input="here you go: -----BEGIN RSA PRIVATE KEY-----\nMIIEow..."
     ).http_response.json()
     assert raw["results"][0]["flagged"] is True
     assert raw["results"][0]["safeserve_action"] == "block"
     assert raw["results"][0]["safeserve_categories"]["secrets"] == 1.0
+
+
+def test_personal_data_is_listed_for_redaction_and_an_aws_key_is_blocked(client: openai.OpenAI) -> None:
+    raw = client.moderations.with_raw_response.create(
+        input=[
+            "Write to jane.doe@example.org; the card on file is 4111 1111 1111 1111.",
+            "Use access key AKIAIOSFODNN7EXAMPLE for the bucket.",
+            "Order 4111111111111112 ships on 2024-01-15.",
+        ]
+    ).http_response.json()
+    personal, secret, lookalike = raw["results"]
+    assert personal["safeserve_redactions"] == ["email", "card"]
+    assert personal["safeserve_action"] == "allow" and personal["flagged"] is False
+    assert personal["safeserve_categories"]["privacy"] == 1.0
+    assert secret["flagged"] is True and secret["safeserve_action"] == "block"
+    assert secret["safeserve_categories"]["secrets"] == 1.0 and secret["safeserve_redactions"] == []
+    assert lookalike["safeserve_redactions"] == [] and "privacy" not in lookalike["safeserve_categories"]

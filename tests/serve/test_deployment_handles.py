@@ -13,7 +13,7 @@ from typing import Any
 from ray.serve.handle import DeploymentHandle
 
 from classifiers.taxonomy import Category
-from classifiers.verdict import Action
+from classifiers.verdict import Action, apply_redactions
 from deployments.generation import SamplingParams
 
 
@@ -45,6 +45,16 @@ def test_moderator_scores_toxic_and_clean_text(base_url: str) -> None:
     )
     assert toxic.action is not Action.ALLOW and Category.HARASSMENT in toxic.flagged
     assert clean.action is Action.ALLOW and clean.scores[Category.HARASSMENT] < 0.5
+
+
+def test_moderator_blocks_secrets_and_returns_redactions(base_url: str) -> None:
+    text = "Sure: mail jane@example.org or call +44 20 7946 0958."
+    secret, personal = call("Moderator", "moderate", ("The token is ghp_" + "aB3" * 12 + ", keep it safe.",), (text,))
+    assert (secret.action, secret.category) == (Action.BLOCK, Category.SECRETS) and secret.redactions == ()
+    assert personal.action is Action.ALLOW
+    assert [r.kind for r in personal.redactions] == ["email", "phone"]
+    assert apply_redactions(text, personal.redactions) == "Sure: mail [email] or call [phone]."
+    assert "redacted:email" in personal.reasons
 
 
 def test_generator_receives_the_safety_preamble_first(base_url: str) -> None:

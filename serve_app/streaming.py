@@ -1,0 +1,85 @@
+"""The hold-back window of a moderated stream, as pure logic (no Ray, no I/O) so it can be tested alone.
+
+Pieces wait in `pending` until the Moderator has checked the whole text (released + pending); then all but
+the newest `holdback` pieces are released. Redactions are applied on release:
+- a span wholly inside the text about to be released is replaced by its placeholder (that release goes out
+  as one chunk);
+- a span that reaches past the release boundary holds the release back until the span is wholly pending;
+- a span that starts inside text already sent (and is not one already redacted there) cannot be retracted:
+  the stream must end with `content_filter` (`advance` returns None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from classifiers.verdict import Action, Redaction, Verdict, apply_redactions
+
+
+@dataclass
+class StreamWindow:
+    holdback: int
+    released: str = ""  # the original text of everything sent so far (sent redacted where redactions applied)
+    pending: list[str] = field(default_factory=list)
+    pieces: int = 0
+    _settled: set[tuple[str, int, int]] = field(default_factory=set)
+
+    def add(self, piece: str) -> None:
+        self.pending.append(piece)
+        self.pieces += 1
+
+    @property
+    def text(self) -> str:
+        """The text to moderate: everything generated so far, as generated."""
+        return self.released + "".join(self.pending)
+
+    def unretractable(self, redactions: tuple[Redaction, ...]) -> list[Redaction]:
+        """Redactions of `text` that start in text already sent and were not applied when it was sent."""
+        return [r for r in redactions if r.start < len(self.released) and (r.kind, r.start, r.end) not in self._settled]
+
+    def advance(self, redactions: tuple[Redaction, ...], final: bool = False) -> list[str] | None:
+        """The chunks to send now after a check of `text` that found `redactions`; None: end the stream.
+
+        `final` releases everything pending (the generator is done)."""
+        if self.unretractable(redactions):
+            return None
+        base = len(self.released)
+        cut = len(self.pending) if final else max(len(self.pending) - self.holdback, 0)
+        boundary = base + sum(len(piece) for piece in self.pending[:cut])
+        fresh = [r for r in redactions if r.start >= base]
+        if any(r.start < boundary < r.end for r in fresh):
+            return []
+        inside = [r for r in fresh if r.end <= boundary]
+        ready = self.pending[:cut]
+        del self.pending[:cut]
+        original = "".join(ready)
+        self.released += original
+        if not inside:
+            return ready
+        self._settled.update((r.kind, r.start, r.end) for r in inside)
+        shifted = [replace(r, start=r.start - base, end=r.end - base) for r in inside]
+        return [apply_redactions(original, shifted)]
+
+    def release(self, verdict: Verdict, final: bool = False) -> tuple[list[str] | None, Verdict]:
+        """`advance` after a Moderator check of `text`: the chunks to send (None: end the stream with
+        `content_filter`), and the verdict to record, a block when a redaction could not be applied."""
+        if verdict.action is Action.BLOCK:
+            return None, verdict
+        chunks = self.advance(verdict.redactions, final=final)
+        if chunks is None:
+            return None, unretractable_verdict(verdict, self.unretractable(verdict.redactions))
+        return chunks, verdict
+
+
+def unretractable_verdict(verdict: Verdict, redactions: list[Redaction]) -> Verdict:
+    """The block decision recorded when a redaction would have to reach into text already sent."""
+    first = redactions[0]
+    return replace(
+        verdict,
+        action=Action.BLOCK,
+        category=first.category,
+        score=1.0,
+        flagged=verdict.flagged | {r.category for r in redactions},
+        reasons=verdict.reasons + tuple(dict.fromkeys(f"unretractable:{r.kind}" for r in redactions)),
+        redactions=(),
+    )

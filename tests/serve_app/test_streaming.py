@@ -1,0 +1,72 @@
+"""The hold-back window of a moderated stream: redaction on release, and the cut when it is too late."""
+
+from __future__ import annotations
+
+from classifiers.sensitive_data import SensitiveDataPolicy
+from classifiers.taxonomy import Category
+from classifiers.verdict import Action, Verdict
+from serve_app.streaming import StreamWindow
+
+POLICY = SensitiveDataPolicy()
+
+
+def check(window: StreamWindow, final: bool = False) -> tuple[list[str] | None, Verdict]:
+    return window.release(POLICY.check(window.text, layer="moderator"), final=final)
+
+
+def feed(window: StreamWindow, pieces: list[str]) -> None:
+    for piece in pieces:
+        window.add(piece)
+
+
+def test_clean_text_is_released_piece_by_piece_behind_the_holdback() -> None:
+    window = StreamWindow(holdback=2)
+    feed(window, ["The ", "sky ", "is ", "blue."])
+    assert check(window)[0] == ["The ", "sky "]
+    assert check(window, final=True)[0] == ["is ", "blue."]
+    assert window.pieces == 4
+
+
+def test_a_span_inside_the_pending_text_is_released_redacted() -> None:
+    window = StreamWindow(holdback=1)
+    feed(window, ["Mail ", "jane", "@example", ".org", " today", "!"])
+    chunks, verdict = check(window)
+    assert chunks == ["Mail [email] today"] and verdict.action is Action.ALLOW
+    # The released email is settled: later checks of the whole text see it again and carry on.
+    feed(window, [" Or ", "call", " later"])
+    assert check(window)[0] == ["!", " Or ", "call"]
+    assert check(window, final=True)[0] == [" later"]
+
+
+def test_a_span_across_the_release_boundary_holds_the_release_back() -> None:
+    window = StreamWindow(holdback=3)
+    feed(window, ["Hi ", "jane", "@example.org", " and", " bye"])
+    assert check(window)[0] == []  # the boundary would fall after "jane": nothing goes out yet
+    feed(window, [" now"])
+    assert check(window)[0] == ["Hi [email]"]
+    assert check(window, final=True)[0] == [" and", " bye", " now"]
+
+
+def test_final_release_redacts_everything_left() -> None:
+    window = StreamWindow(holdback=8)
+    feed(window, ["Card: ", "4111 1111 ", "1111 1111"])
+    assert check(window)[0] == []
+    assert check(window, final=True)[0] == ["Card: [card]"]
+
+
+def test_a_span_that_starts_in_released_text_ends_the_stream() -> None:
+    window = StreamWindow(holdback=1)
+    feed(window, ["Call ", "020", " 7946", " 0"])
+    assert check(window)[0] == ["Call ", "020", " 7946"]  # no phone number yet
+    feed(window, ["958", " now"])
+    chunks, verdict = check(window)
+    assert chunks is None
+    assert (verdict.action, verdict.category) == (Action.BLOCK, Category.PRIVACY)
+    assert "unretractable:phone" in verdict.reasons
+
+
+def test_a_block_verdict_ends_the_stream() -> None:
+    window = StreamWindow(holdback=1)
+    feed(window, ["key ", "AKIAIOSFODNN7EXAMPLE", " ok"])
+    chunks, verdict = check(window)
+    assert chunks is None and verdict.category is Category.SECRETS
