@@ -30,6 +30,13 @@ def load_scorers(config: ModeratorConfig) -> list[Scorer]:
     return scorers
 
 
+def build_moderator(config: ModeratorConfig, scorers: list[Scorer]) -> OutputModerator:
+    """The output moderation stack a config describes, around already loaded scorers."""
+    return OutputModerator(
+        PatternSet(list(config.denylist), layer="moderator"), scorers, config.thresholds, config.sensitive_data
+    )
+
+
 class Moderator:
     def __init__(self) -> None:
         self.config: ModeratorConfig | None = None
@@ -40,12 +47,7 @@ class Moderator:
         config = ModeratorConfig.model_validate(user_config)
         if self.config is None or self.config.load_key() != config.load_key():
             self._scorers = load_scorers(config)
-        self._moderator = OutputModerator(
-            PatternSet(list(config.denylist), layer="moderator"),
-            self._scorers,
-            config.thresholds,
-            config.sensitive_data,
-        )
+        self._moderator = build_moderator(config, self._scorers)
         self.moderate.set_max_batch_size(config.max_batch_size)
         self.config = config
 

@@ -1,4 +1,4 @@
-"""`safeserve`: build the default models, check a config, create the first API key."""
+"""`safeserve`: build the default models, check a config, measure detection on a labelled dataset."""
 
 from __future__ import annotations
 
@@ -32,6 +32,29 @@ def _config_check(args: argparse.Namespace) -> int:
     return status
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from classifiers.evaluation import DatasetError
+    from serve_app.evaluate import EvalError, evaluate, format_report, write_json, write_plot
+    from serve_app.serve_config import ConfigError
+
+    if args.url and not args.key:
+        print("error: --url needs --key (an API key of the gateway)", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate(Path(args.dataset), Path(args.config), url=args.url, key=args.key, progress=not args.quiet)
+    except (DatasetError, ConfigError, EvalError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if args.json:
+        write_json(report, Path(args.json))
+        print(f"report: {args.json}")
+    if args.plot:
+        write_plot(report, Path(args.plot))
+        print(f"plot: {args.plot}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="safeserve", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +69,23 @@ def main(argv: list[str] | None = None) -> int:
     check = config.add_parser("check", help="validate SafeServe's policy in Serve config files")
     check.add_argument("files", nargs="+")
     check.set_defaults(func=_config_check)
+
+    from serve_app.evaluate import DEFAULT_CONFIG
+
+    evaluation = commands.add_parser(
+        "eval",
+        help="recall and false-positive rate on a labelled JSONL dataset",
+        description="Rows {text, label, source?, category?}; label attack/benign (input side) or unsafe/safe "
+        "(output side). In process by default, or against a running gateway with --url and --key.",
+    )
+    evaluation.add_argument("dataset", help="JSON Lines file, one side only")
+    evaluation.add_argument("--config", default=str(DEFAULT_CONFIG), help="Serve config (default: %(default)s)")
+    evaluation.add_argument("--url", help="a running gateway, e.g. http://127.0.0.1:8000, instead of in process")
+    evaluation.add_argument("--key", help="API key for --url")
+    evaluation.add_argument("--json", metavar="PATH", help="write the whole report, per-row results included")
+    evaluation.add_argument("--plot", metavar="PATH.png", help="write the ROC curve and per-source bars")
+    evaluation.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluation.set_defaults(func=_eval)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 from classifiers.normalize import views
 from classifiers.redaction import redact
+from classifiers.screening import screen_patterns
 from classifiers.verdict import Action, Verdict, apply_redactions, strongest
 from deployments.generation import Completion, SamplingParams
 from deployments.logs import get_logger
@@ -118,10 +119,7 @@ async def screen_input(gateway: Gateway, ctx: RequestContext, turn_views: list[l
     IntentClassifier on the same; raises PolicyViolation on a block."""
     joined = request_text(turn_views)
     with ctx.timer.stage("patterns"):
-        texts = [text for turn in turn_views for text in turn]
-        if len(turn_views) > 1:
-            texts.append(joined)
-        verdict = strongest([gateway.input_patterns.check(text) for text in texts], layer="input_patterns")
+        verdict = screen_patterns(turn_views, gateway.input_patterns)
     if verdict.action is not Action.BLOCK:
         with ctx.timer.stage("classify"):
             model_verdict = await gateway.safety_call(
