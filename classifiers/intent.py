@@ -9,8 +9,8 @@ from classifiers.verdict import Verdict
 LAYER = "intent_classifier"
 
 
-# One untrusted turn: its normalised text, or its views (`classifiers.normalize.views`, the normalised text first).
-Turn = str | list[str]
+# One untrusted turn: its views (`classifiers.normalize.views`), the normalised text first.
+Turn = list[str]
 
 
 def conversation_texts(turns: list[Turn]) -> list[str]:
@@ -20,8 +20,7 @@ def conversation_texts(turns: list[Turn]) -> list[str]:
     says. The joined text catches an attack split over several turns, which no single turn shows; it joins
     only each turn's normalised text, so the views do not multiply its length.
     """
-    per_turn = [[turn] if isinstance(turn, str) else turn for turn in turns]
-    per_turn = [views for views in per_turn if views and views[0]]
+    per_turn = [views for views in turns if views and views[0]]
     texts = [view for views in per_turn for view in views]
     if len(per_turn) > 1:
         texts.append("\n".join(views[0] for views in per_turn))

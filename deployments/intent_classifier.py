@@ -29,7 +29,7 @@ class IntentClassifier:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
     async def classify(self, conversations: list[list[Turn]]) -> list[Verdict]:
-        """One call per request (its untrusted turns, each normalised or as its views); Serve gathers concurrent
+        """One call per request (its untrusted turns, each as its views); Serve gathers concurrent
         calls into a batch."""
         return self._analyzer.classify(conversations)
 

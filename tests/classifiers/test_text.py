@@ -45,8 +45,8 @@ def test_steering_keeps_the_preamble_first_and_demotes_caller_system_messages() 
 
 
 def test_conversation_texts_add_the_joined_conversation() -> None:
-    assert conversation_texts(["only"]) == ["only"]
-    assert conversation_texts(["a", "", "b"]) == ["a", "b", "a\nb"]
+    assert conversation_texts([["only"]]) == ["only"]
+    assert conversation_texts([["a"], [""], ["b"]]) == ["a", "b", "a\nb"]
 
 
 def test_conversation_texts_score_every_view_but_join_only_the_normalised_turns() -> None:
