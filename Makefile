@@ -6,13 +6,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.safeserve-installed
 
-.PHONY: help install system-deps models run test test-unit lint bench config-check clean
+.PHONY: help install system-deps models run test test-unit lint bench bench-classifiers eval config-check clean
 
 help:
 	@echo "make run     install what is missing, start Redis and serve SafeServe on http://127.0.0.1:8000"
 	@echo "make test    run the whole test suite (unit, Serve-level, end-to-end against real Redis)"
 	@echo "make lint    ruff: lint and format check"
+	@echo "make eval    measure detection on the evaluation sets (docs/evaluation.md), in process"
 	@echo "make bench   send requests through a running gateway and print per-stage latency"
+	@echo "make bench-classifiers  speed of the safety models, in process and through their deployments"
 	@echo "make clean   remove the virtualenv and local state (.venv, .safeserve)"
 
 # torch==2.13.0 first: it is the CPU wheel on this machine's disk; any other spec pulls a multi-GB CUDA build.
@@ -49,6 +51,17 @@ test-unit: install
 
 bench: install
 	$(PY) -m bench.latency
+
+bench-classifiers: install models
+	$(PY) -m bench.classifiers
+
+EVAL_SETS := input input_benign_sensitive output
+eval: install models
+	@mkdir -p bench/results
+	@for set in $(EVAL_SETS); do \
+		$(VENV)/bin/safeserve eval .safeserve/models/eval/$$set.jsonl --quiet \
+			--json bench/results/eval_$$set.json --plot docs/img/eval_$$set.png || exit 1; echo; \
+	done
 
 clean:
 	rm -rf $(VENV) .safeserve

@@ -1,9 +1,14 @@
-"""Load and run the intent classifier built by classifiers.training.intent_trainer.
+"""Load and run the intent ensemble built by classifiers.training.intent_trainer.
 
-The model is an sklearn Pipeline whose classes are "benign" plus Category values. A softmax splits one
-text's unsafe probability across related classes (an attack may be 0.4 jailbreak + 0.35 injection), so
-`predict` gives the most likely category the whole unsafe mass 1 - P(benign) (the score the held-out
-metrics in the provenance are computed on) and leaves every other category its own probability.
+Two complementary members score each text over the same classes ("benign" plus Category values):
+- a word + character n-gram TF-IDF logistic regression (`ngram.joblib`): exact phrasing, obfuscated spellings;
+- a classifier head on all-MiniLM-L6-v2 sentence embeddings (`embedding_head.joblib`): meaning, paraphrase.
+A stacking logistic regression (`combiner.joblib`), fit on the members' out-of-fold probabilities, turns their
+log-probabilities into one calibrated distribution per text.
+
+A softmax splits one text's unsafe probability across related classes (an attack may be 0.4 jailbreak + 0.35
+injection), so `predict` gives the most likely category the whole unsafe mass 1 - P(benign) (the score the
+evaluation reports are computed on) and leaves every other category its own probability.
 """
 
 from __future__ import annotations
@@ -12,29 +17,43 @@ import json
 from pathlib import Path
 
 import joblib
+import numpy as np
 import sklearn
-from sklearn.pipeline import Pipeline
 
+from classifiers.embeddings import SentenceEmbedder
 from classifiers.taxonomy import Category
 
-MODEL_FILE = "model.joblib"
+NGRAM_FILE = "ngram.joblib"
+EMBEDDING_HEAD_FILE = "embedding_head.joblib"
+COMBINER_FILE = "combiner.joblib"
 PROVENANCE_FILE = "provenance.json"
 BENIGN = "benign"
+_FLOOR = 1e-6  # log-probabilities are clipped here, in training and serving alike
+
+
+def stack_features(*member_probabilities: np.ndarray) -> np.ndarray:
+    """The combiner's input: each member's log-probabilities side by side."""
+    return np.hstack([np.log(np.clip(p, _FLOOR, 1.0)) for p in member_probabilities])
 
 
 class IntentModel:
-    """Multiclass prompt-intent classifier (prompt attacks and harm categories), about 1 ms per text on CPU."""
+    """Multiclass prompt-intent ensemble (prompt attacks and harm categories) on CPU."""
 
-    def __init__(self, pipeline: Pipeline, provenance: dict) -> None:
-        self._pipeline = pipeline
+    def __init__(self, ngram, embedding_head, combiner, embedder: SentenceEmbedder, provenance: dict) -> None:
+        classes = [str(c) for c in combiner.classes_]
+        for name, member in (("n-gram model", ngram), ("embedding head", embedding_head)):
+            if [str(c) for c in member.classes_] != classes:
+                raise ValueError(f"intent {name} classes {list(member.classes_)} differ from the combiner's")
+        self._ngram = ngram
+        self._embedding_head = embedding_head
+        self._combiner = combiner
+        self._embedder = embedder
         self.provenance = provenance
-        classes = [str(c) for c in pipeline.classes_]
-        self._benign_index = classes.index(BENIGN)
         self._categories = [(i, Category(c)) for i, c in enumerate(classes) if c != BENIGN]
 
     @classmethod
-    def load(cls, directory: Path) -> IntentModel:
-        """Load `model.joblib` and `provenance.json` from an intent artefact directory."""
+    def load(cls, directory: Path, embedder: SentenceEmbedder) -> IntentModel:
+        """Load an intent artefact directory; `embedder` must be the encoder its head was trained on."""
         directory = Path(directory)
         provenance = json.loads((directory / PROVENANCE_FILE).read_text())
         built_with = provenance.get("sklearn_version")
@@ -42,26 +61,40 @@ class IntentModel:
             # joblib pickles are only guaranteed to load under the scikit-learn version that wrote them.
             raise RuntimeError(
                 f"intent model was built with scikit-learn {built_with}, "
-                f"running {sklearn.__version__}: rebuild it (classifiers.models_build)"
+                f"running {sklearn.__version__}: rebuild it (safeserve models build)"
             )
-        return cls(joblib.load(directory / MODEL_FILE), provenance)
+        expected = provenance["embedding"]["model_sha256"]
+        if embedder.model_sha256 != expected:
+            raise RuntimeError(
+                f"the intent model's embedding head was trained on the encoder with sha256 {expected[:12]}..., "
+                f"but the configured encoder is {embedder.model_sha256[:12]}...: point `embedding_path` at the "
+                "encoder it was trained with, or retrain the intent model on the new one"
+            )
+        members = [joblib.load(directory / name) for name in (NGRAM_FILE, EMBEDDING_HEAD_FILE, COMBINER_FILE)]
+        return cls(*members, embedder=embedder, provenance=provenance)
 
     @property
     def categories(self) -> list[Category]:
         """The categories this model scores (the keys of every `predict` result)."""
         return [category for _, category in self._categories]
 
-    @property
-    def threshold(self) -> float:
-        """The threshold on 1 - P(benign) that the held-out metrics in the provenance refer to."""
-        return float(self.provenance["test_metrics"]["decision_threshold"])
+    def member_probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each member's class probabilities, (n, classes) each, in the combiner's class order."""
+        with sklearn.config_context(assume_finite=True):
+            ngram = self._ngram.predict_proba(texts)
+            embedded = self._embedding_head.predict_proba(self._embedder.embed(texts))
+        return ngram, embedded
+
+    def class_probabilities(self, texts: list[str]) -> np.ndarray:
+        """The combined, calibrated class probabilities, (n, classes)."""
+        with sklearn.config_context(assume_finite=True):
+            return self._combiner.predict_proba(stack_features(*self.member_probabilities(texts)))
 
     def probabilities(self, texts: list[str]) -> list[dict[Category, float]]:
         """Per text, the probability of each non-benign category; benign is the remainder."""
         if not texts:
             return []
-        with sklearn.config_context(assume_finite=True):
-            proba = self._pipeline.predict_proba(texts)
+        proba = self.class_probabilities(texts)
         return [{category: float(row[i]) for i, category in self._categories} for row in proba]
 
     def predict(self, texts: list[str]) -> list[dict[Category, float]]:

@@ -23,6 +23,8 @@ GENERATOR_DIR = "smollm2"
 GENERATOR_GGUF = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GENERATOR_HF_DIR = "smollm2/hf"
 INTENT_DIR = "intent"
+EMBEDDING_DIR = "minilm"
+EVAL_DIR = "eval"
 TOXICITY_DIR = "toxicity"
 TOXICITY_CKPT = "toxicity/toxicity.ckpt"
 TOXICITY_HF_DIR = "toxicity/hf"
@@ -41,6 +43,7 @@ class Artefact:
     inputs: tuple[Path, ...]  # files whose content is part of the recipe
     libraries: tuple[str, ...]  # distributions whose version is part of the recipe
     build: Callable[[Path, Path, Path, Callable[[str], None]], object]  # (tmp_dir, final_dir, cache_dir, log)
+    requires: tuple[str, ...] = ()  # artefacts that must be built first (their recipes are part of this one's)
 
     def recipe_hash(self) -> str:
         digest = hashlib.sha256()
@@ -51,6 +54,8 @@ class Artefact:
         for path in self.inputs:
             digest.update(f"file {path.relative_to(_PACKAGE_ROOT)}\n".encode())
             digest.update(path.read_bytes())
+        for name in self.requires:
+            digest.update(f"requires {name} {ARTEFACTS[name].recipe_hash()}\n".encode())
         return digest.hexdigest()
 
 
@@ -60,10 +65,22 @@ def _build_generator(tmp: Path, final: Path, cache: Path, log: Callable[[str], N
     return generator.extract(tmp, cache, log)
 
 
+def _build_embeddings(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
+    from classifiers.training import embedding_model
+
+    return embedding_model.extract(tmp, cache, log)
+
+
 def _build_intent(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
     from classifiers.training import intent_trainer
 
-    return intent_trainer.train(tmp, cache, log)
+    return intent_trainer.train(tmp, cache, final.parent / EMBEDDING_DIR, log)
+
+
+def _build_evalsets(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
+    from classifiers.training import eval_data
+
+    return eval_data.build(tmp, cache, log)
 
 
 def _build_toxicity(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
@@ -83,6 +100,15 @@ ARTEFACTS: dict[str, Artefact] = {
         ("torch", "transformers", "gguf"),
         _build_generator,
     ),
+    "embeddings": Artefact(
+        "embeddings",
+        EMBEDDING_DIR,
+        EMBEDDING_DIR,
+        sources.EMBEDDING_PACKAGES,
+        (*_COMMON, _TRAINING / "embedding_model.py"),
+        (),
+        _build_embeddings,
+    ),
     "intent": Artefact(
         "intent",
         INTENT_DIR,
@@ -93,11 +119,24 @@ ARTEFACTS: dict[str, Artefact] = {
             *sources.INTENT_SEEDS,
             sources.BENIGN_EVERYDAY_HOLDOUT,
             _TRAINING / "intent_data.py",
+            _TRAINING / "eval_data.py",
             _TRAINING / "intent_trainer.py",
+            _PACKAGE_ROOT / "intent_model.py",
+            _PACKAGE_ROOT / "embeddings.py",
             _PACKAGE_ROOT / "taxonomy.py",
         ),
-        ("scikit-learn", "numpy", "joblib"),
+        ("scikit-learn", "numpy", "joblib", "onnxruntime", "tokenizers"),
         _build_intent,
+        requires=("embeddings",),
+    ),
+    "evalsets": Artefact(
+        "evalsets",
+        EVAL_DIR,
+        EVAL_DIR,
+        sources.EVAL_PACKAGES,
+        (*_COMMON, _TRAINING / "eval_data.py", _TRAINING / "intent_data.py", _PACKAGE_ROOT / "taxonomy.py"),
+        ("pandas",),
+        _build_evalsets,
     ),
     "toxicity": Artefact(
         "toxicity",
@@ -141,6 +180,14 @@ def _build_one(models_dir: Path, cache_dir: Path, artefact: Artefact, log: Calla
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _with_requirements(names: list[str]) -> list[str]:
+    """names plus what they require, each after its requirements, in ARTEFACTS order otherwise."""
+    wanted = set(names)
+    for name in names:
+        wanted.update(ARTEFACTS[name].requires)
+    return [name for name in ARTEFACTS if name in wanted]
+
+
 def build_all(
     models_dir: Path,
     cache_dir: Path,
@@ -156,7 +203,7 @@ def build_all(
         raise ValueError(f"unknown artefacts {sorted(unknown)}; known: {sorted(ARTEFACTS)}")
     models_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name in names:
+    for name in _with_requirements(names):
         artefact = ARTEFACTS[name]
         if force or not is_current(models_dir, artefact):
             _build_one(models_dir, cache_dir, artefact, log)

@@ -1,29 +1,37 @@
-"""Output-side moderation: secrets and personal data, a deny-list and an ensemble of ML models, decided by
-per-category bands.
+"""Output-side moderation: secrets and personal data, swear words and slurs, a deny-list and an ensemble of
+ML models, decided by per-category bands.
 
-The models score the text as generated; redaction is about what is delivered. A `block` kind in
-`SensitiveDataPolicy` blocks like any other layer; `redact` kinds come back as `Verdict.redactions` on a
-verdict that does not block, for the caller to apply (`classifiers.verdict.apply_redactions`).
+Redaction is about what is delivered. A `block` kind in `SensitiveDataPolicy` or a `block` severity in
+`LexiconPolicy` blocks like any other layer; what they redact comes back as `Verdict.redactions` on a
+verdict that does not block, for the caller to apply (`classifiers.verdict.apply_redactions`). The models
+score the text as generated, except that the words the lexicon masks are masked for them too: a swear word
+left in would make the profanity model block the very answer the mask was meant to deliver.
+
+`answer_scorers` (the intent ensemble as `classifiers.answer_intent.HarmfulAnswerScorer`) read each text in the
+context of the question it answers, when the caller gives one: harmful instructions are recognised by what
+they answer as much as by their own words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from classifiers.answer_intent import exchange_text
+from classifiers.lexicon import LexiconPolicy, default_lexicon
 from classifiers.patterns import PatternSet
 from classifiers.policy import ThresholdPolicy
-from classifiers.scoring import Scorer, ensemble_predict
+from classifiers.scoring import Scorer, ensemble_predict, max_scores
 from classifiers.sensitive_data import SensitiveDataPolicy, redaction_reasons
 from classifiers.taxonomy import Category
-from classifiers.verdict import Action, Verdict, strongest
+from classifiers.verdict import Action, Verdict, apply_redactions, merge_redactions, strongest
 
 LAYER = "moderator"
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """The Moderator's verdict on one text, with its parts: the ML scores and the rule-based checks merged
-    (deny-list and secrets or personal data)."""
+    """The Moderator's verdict on one text, with its parts: the ML scores (of the text with the lexicon's
+    masks applied) and the rule-based checks merged (deny-list, secrets or personal data, lexicon)."""
 
     verdict: Verdict
     model_scores: dict[Category, float]
@@ -44,31 +52,46 @@ class OutputModerator:
         scorers: list[Scorer],
         thresholds: ThresholdPolicy,
         sensitive_data: SensitiveDataPolicy | None = None,
+        lexicon: LexiconPolicy | None = None,
+        answer_scorers: list[Scorer] | None = None,
     ) -> None:
         self.denylist = denylist
         self.scorers = scorers
+        self.answer_scorers = answer_scorers or []
         self.thresholds = thresholds
         self.sensitive_data = sensitive_data or SensitiveDataPolicy()
+        self.lexicon = lexicon or LexiconPolicy()
+        self.words = default_lexicon()  # loaded here, so that a broken data file fails at start-up
 
-    def moderate(self, texts: list[str]) -> list[Verdict]:
-        return [assessment.verdict for assessment in self.assess(texts)]
+    def moderate(self, texts: list[str], questions: list[str] | None = None) -> list[Verdict]:
+        """One verdict per text; `questions[i]` is what `texts[i]` answers ("" or None: no context)."""
+        return [assessment.verdict for assessment in self.assess(texts, questions)]
 
-    def assess(self, texts: list[str]) -> list[Assessment]:
+    def assess(self, texts: list[str], questions: list[str] | None = None) -> list[Assessment]:
         """`moderate`, keeping the model scores and the rule-based part of each verdict apart as well."""
-        model_scores = ensemble_predict(self.scorers, texts) if texts else []
-        return [self._decide(text, scores) for text, scores in zip(texts, model_scores, strict=True)]
+        checked = [self.lexicon.check(text, layer=LAYER, lexicon=self.words) for text in texts]
+        masked = [apply_redactions(text, words.redactions) for text, words in zip(texts, checked, strict=True)]
+        model_scores = self._model_scores(masked, questions or [""] * len(texts)) if texts else []
+        return [
+            self._decide(text, scores, words) for text, scores, words in zip(texts, model_scores, checked, strict=True)
+        ]
 
-    def _decide(self, text: str, scores: dict[Category, float]) -> Assessment:
+    def _model_scores(self, texts: list[str], questions: list[str]) -> list[dict[Category, float]]:
+        scores = ensemble_predict(self.scorers, texts)
+        if not self.answer_scorers:
+            return scores
+        exchanges = [exchange_text(text, question) for text, question in zip(texts, questions, strict=True)]
+        in_context = ensemble_predict(self.answer_scorers, exchanges)
+        return [max_scores([own, answer]) for own, answer in zip(scores, in_context, strict=True)]
+
+    def _decide(self, text: str, scores: dict[Category, float], words: Verdict) -> Assessment:
         sensitive = self.sensitive_data.check(text, layer=LAYER)
         denied = self.denylist.check(text)
-        verdict = strongest(
-            [denied, self.thresholds.decide(scores, layer=LAYER, reason="model"), sensitive], layer=LAYER
-        )
-        rules = strongest([denied, sensitive], layer=LAYER)
-        if verdict.action is not Action.BLOCK and sensitive.redactions:
-            verdict = replace(
-                verdict,
-                reasons=verdict.reasons + redaction_reasons(sensitive.redactions),
-                redactions=sensitive.redactions,
-            )
+        model = self.thresholds.decide(scores, layer=LAYER, reason="model")
+        verdict = strongest([denied, model, sensitive, words], layer=LAYER)
+        rules = strongest([denied, sensitive, words], layer=LAYER)
+        # Secrets and personal data first: a word inside an email address is hidden by its placeholder.
+        redactions = merge_redactions(sensitive.redactions, words.redactions)
+        if verdict.action is not Action.BLOCK and redactions:
+            verdict = replace(verdict, reasons=verdict.reasons + redaction_reasons(redactions), redactions=redactions)
         return Assessment(verdict, scores, rules)

@@ -89,3 +89,14 @@ def apply_redactions(text: str, redactions: Iterable[Redaction]) -> str:
         cursor = redaction.end
     out.append(text[cursor:])
     return "".join(out)
+
+
+def merge_redactions(*groups: Iterable[Redaction]) -> tuple[Redaction, ...]:
+    """The redactions of all groups in text order, without overlaps: where spans overlap, the one from the
+    earlier group is kept (its placeholder already hides what the later one would)."""
+    kept: list[Redaction] = []
+    for group in groups:
+        for redaction in group:
+            if not any(redaction.start < other.end and other.start < redaction.end for other in kept):
+                kept.append(redaction)
+    return tuple(sorted(kept, key=lambda r: r.start))

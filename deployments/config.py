@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from classifiers.lexicon import LexiconPolicy
 from classifiers.policy import Bands, PatternRule, ThresholdPolicy
 from classifiers.sensitive_data import SensitiveDataPolicy
 from classifiers.steering import Steering
@@ -24,13 +25,22 @@ class _Config(BaseModel):
 Device = Literal["auto", "cuda", "cpu"]
 
 
-class IntentClassifierConfig(_Config):
+class IntentModelConfig(_Config):
+    """Where the intent ensemble is loaded from (the IntentClassifier's, and the Moderator's answer check)."""
+
     model_path: str = Field("intent", description="Artefact directory, relative to the models directory.")
+    embedding_path: str = Field(
+        "minilm", description="Sentence-encoder directory (model.onnx + tokenizer.json) the model was trained on."
+    )
+    threads: int | None = Field(None, ge=1, description="onnxruntime intra-op threads (default: one per core).")
+
+
+class IntentClassifierConfig(IntentModelConfig):
     thresholds: ThresholdPolicy = ThresholdPolicy(default=Bands(review=0.6, block=0.85))
     max_batch_size: int = Field(32, ge=1)
 
     def load_key(self) -> tuple:
-        return (self.model_path,)
+        return (self.model_path, self.embedding_path, self.threads)
 
 
 class GeneratorConfig(_Config):
@@ -58,15 +68,19 @@ class DetoxifyConfig(_Config):
 class ModeratorConfig(_Config):
     denylist: tuple[PatternRule, ...] = ()
     sensitive_data: SensitiveDataPolicy = SensitiveDataPolicy()
+    lexicon: LexiconPolicy = LexiconPolicy()
     thresholds: ThresholdPolicy = ThresholdPolicy(
         default=Bands(review=0.6, block=0.85), categories={Category.PROFANITY: Bands(review=0.7, block=0.9)}
     )
     detoxify: DetoxifyConfig | None = DetoxifyConfig()
     profanity_model: bool = True
+    answer_intent: IntentModelConfig | None = Field(
+        IntentModelConfig(), description="Harmful-instruction check: the intent ensemble on question + answer."
+    )
     max_batch_size: int = Field(16, ge=1)
 
     def load_key(self) -> tuple:
-        return (self.detoxify, self.profanity_model)
+        return (self.detoxify, self.profanity_model, self.answer_intent)
 
 
 class ReviewQueueConfig(_Config):

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from ray import serve
 
+from classifiers.embeddings import SentenceEmbedder
 from classifiers.intent import IntentAnalyzer, Turn
 from classifiers.intent_model import IntentModel
 from classifiers.paths import resolve_model_path
 from classifiers.verdict import Verdict
-from deployments.config import IntentClassifierConfig
+from deployments.config import IntentClassifierConfig, IntentModelConfig
+
+
+def load_intent_model(config: IntentModelConfig) -> IntentModel:
+    embedder = SentenceEmbedder(resolve_model_path(config.embedding_path), threads=config.threads)
+    return IntentModel.load(resolve_model_path(config.model_path), embedder)
 
 
 class IntentClassifier:
@@ -22,7 +28,7 @@ class IntentClassifier:
     def reconfigure(self, user_config: dict) -> None:
         config = IntentClassifierConfig.model_validate(user_config)
         if self._model is None or self.config is None or self.config.load_key() != config.load_key():
-            self._model = IntentModel.load(resolve_model_path(config.model_path))
+            self._model = load_intent_model(config)
         self._analyzer = IntentAnalyzer([self._model], config.thresholds)
         self.classify.set_max_batch_size(config.max_batch_size)
         self.config = config

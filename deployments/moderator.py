@@ -1,9 +1,13 @@
-"""Moderator deployment: secrets and personal data, deny-list, ML models (Detoxify, a profanity model)."""
+"""Moderator deployment: secrets and personal data, swear words and slurs, deny-list, ML models (Detoxify, a
+profanity model, the intent ensemble on question + answer)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ray import serve
 
+from classifiers.answer_intent import HarmfulAnswerScorer
 from classifiers.moderation import OutputModerator
 from classifiers.paths import resolve_model_path
 from classifiers.patterns import PatternSet
@@ -13,9 +17,18 @@ from classifiers.toxicity_model import DetoxifyScorer
 from classifiers.verdict import Verdict
 from deployments.config import ModeratorConfig
 from deployments.devices import pick_device
+from deployments.intent_classifier import load_intent_model
 
 
-def load_scorers(config: ModeratorConfig) -> list[Scorer]:
+@dataclass(frozen=True)
+class Scorers:
+    """The loaded models: `text` score the answer alone, `answer` the answer in the context of its question."""
+
+    text: list[Scorer] = field(default_factory=list)
+    answer: list[Scorer] = field(default_factory=list)
+
+
+def load_scorers(config: ModeratorConfig) -> Scorers:
     scorers: list[Scorer] = []
     if config.detoxify is not None:
         scorers.append(
@@ -27,20 +40,26 @@ def load_scorers(config: ModeratorConfig) -> list[Scorer]:
         )
     if config.profanity_model:
         scorers.append(ProfanityScorer())
-    return scorers
+    answer = [HarmfulAnswerScorer(load_intent_model(config.answer_intent))] if config.answer_intent else []
+    return Scorers(scorers, answer)
 
 
-def build_moderator(config: ModeratorConfig, scorers: list[Scorer]) -> OutputModerator:
+def build_moderator(config: ModeratorConfig, scorers: Scorers) -> OutputModerator:
     """The output moderation stack a config describes, around already loaded scorers."""
     return OutputModerator(
-        PatternSet(list(config.denylist), layer="moderator"), scorers, config.thresholds, config.sensitive_data
+        PatternSet(list(config.denylist), layer="moderator"),
+        scorers.text,
+        config.thresholds,
+        config.sensitive_data,
+        config.lexicon,
+        answer_scorers=scorers.answer,
     )
 
 
 class Moderator:
     def __init__(self) -> None:
         self.config: ModeratorConfig | None = None
-        self._scorers: list[Scorer] = []
+        self._scorers = Scorers()
         self._moderator: OutputModerator | None = None
 
     def reconfigure(self, user_config: dict) -> None:
@@ -52,10 +71,11 @@ class Moderator:
         self.config = config
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def moderate(self, texts: list[str]) -> list[Verdict]:
-        """One text per call; Serve gathers concurrent calls into one model batch. A verdict that does not
-        block may carry `redactions`: spans of the text to replace before it is delivered."""
-        return self._moderator.moderate(texts)
+    async def moderate(self, texts: list[str], questions: list[str]) -> list[Verdict]:
+        """One call per text: `moderate(text, question)`, question being what the text answers ("" when there
+        is none). Serve gathers concurrent calls into one model batch. A verdict that does not block may carry
+        `redactions`: spans of the text to replace before it is delivered."""
+        return self._moderator.moderate(texts, questions)
 
     async def ready(self) -> bool:
         return self._moderator is not None

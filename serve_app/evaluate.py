@@ -42,14 +42,13 @@ def in_process_judge(side: str, config_path: Path) -> Judge:
     config = check_file(config_path)
     if side == INPUT:
         from classifiers.intent import IntentAnalyzer
-        from classifiers.intent_model import IntentModel
         from classifiers.normalize import views
-        from classifiers.paths import resolve_model_path
         from classifiers.patterns import PatternSet
         from classifiers.screening import screen_conversations
+        from deployments.intent_classifier import load_intent_model
 
         patterns = PatternSet(list(config.ingress.input_patterns), layer="input_patterns")
-        model = IntentModel.load(resolve_model_path(config.intent_classifier.model_path))
+        model = load_intent_model(config.intent_classifier)
         analyzer = IntentAnalyzer([model], config.intent_classifier.thresholds)
 
         def judge_input(text: str) -> Outcome:

@@ -138,10 +138,11 @@ async def screen_input(gateway: Gateway, ctx: RequestContext, turn_views: list[l
     return verdict
 
 
-async def moderate(gateway: Gateway, ctx: RequestContext, text: str) -> Verdict:
+async def moderate(gateway: Gateway, ctx: RequestContext, text: str, question: str = "") -> Verdict:
+    """The Moderator's verdict on `text`; `question` (what the text answers) lets it judge the answer in context."""
     with ctx.timer.stage("moderate"):
         return await gateway.safety_call(
-            "moderator", gateway.handles.moderator.moderate.remote(text), gateway.config.timeouts.moderate_s
+            "moderator", gateway.handles.moderator.moderate.remote(text, question), gateway.config.timeouts.moderate_s
         )
 
 
@@ -158,7 +159,7 @@ async def complete(
             gateway.handles.generator.generate.remote(model_messages(request), params),
             gateway.config.timeouts.generate_s,
         )
-    verdict = await moderate(gateway, ctx, completion.text)
+    verdict = await moderate(gateway, ctx, completion.text, request_text)
     await report(gateway, ctx, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
     delivered = apply_redactions(completion.text, verdict.redactions)
@@ -213,7 +214,7 @@ async def stream_completion(
             if unchecked < window.check_every_tokens:
                 continue
             unchecked = 0
-            verdict = await moderate(gateway, ctx, held.text)
+            verdict = await moderate(gateway, ctx, held.text, request_text)
             ready, verdict = held.release(verdict)
             if ready is None:
                 await report(gateway, ctx, verdict, request_text, output=held.text)
@@ -223,7 +224,7 @@ async def stream_completion(
             for text in ready:
                 yield chunk(Delta(content=text))
         text = held.text
-        verdict = await moderate(gateway, ctx, text)
+        verdict = await moderate(gateway, ctx, text, request_text)
         ready, verdict = held.release(verdict, final=True)
         await report(gateway, ctx, verdict, request_text, output=text)
         if ready is None:

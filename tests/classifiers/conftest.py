@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from classifiers.embeddings import SentenceEmbedder
 from classifiers.intent_model import IntentModel
-from classifiers.models_build import INTENT_DIR
+from classifiers.models_build import EMBEDDING_DIR, INTENT_DIR
 
 
 @pytest.fixture(scope="session")
-def intent_model(models_dir: Path) -> IntentModel:
-    return IntentModel.load(models_dir / INTENT_DIR)
+def embedder(models_dir: Path) -> SentenceEmbedder:
+    return SentenceEmbedder(models_dir / EMBEDDING_DIR)
+
+
+@pytest.fixture(scope="session")
+def intent_model(models_dir: Path, embedder: SentenceEmbedder) -> IntentModel:
+    return IntentModel.load(models_dir / INTENT_DIR, embedder)

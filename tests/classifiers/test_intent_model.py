@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from classifiers.taxonomy import PROMPT_ATTACKS, Category
+from serve_app.evaluate import DEFAULT_CONFIG
+from serve_app.serve_config import check_file
+
+# The review band of the shipped local policy: a harmful prompt must reach it, a benign one must stay below.
+REVIEW = check_file(DEFAULT_CONFIG).intent_classifier.thresholds.default.review
 
 
 @pytest.mark.parametrize(
@@ -22,7 +28,7 @@ from classifiers.taxonomy import PROMPT_ATTACKS, Category
 )
 def test_harmful_and_attack_prompts_score_high_in_the_right_category(intent_model, text, expected):
     (scores,) = intent_model.predict([text])
-    assert max(scores.values()) >= intent_model.threshold
+    assert max(scores.values()) >= REVIEW
     assert max(scores, key=scores.get) in expected
 
 
@@ -41,7 +47,7 @@ def test_harmful_and_attack_prompts_score_high_in_the_right_category(intent_mode
 )
 def test_benign_and_benign_but_sensitive_prompts_score_low(intent_model, text):
     (scores,) = intent_model.predict([text])
-    assert max(scores.values()) < intent_model.threshold
+    assert max(scores.values()) < REVIEW
 
 
 def test_outputs_are_well_formed(intent_model):
@@ -71,3 +77,30 @@ def test_everyday_holdout_prompts_are_not_blocked_or_reviewed(intent_model):
     blocked = [(s, t) for s, t in reviewed if s >= 0.8]
     assert not blocked, blocked
     assert len(reviewed) <= 0.05 * len(texts), reviewed
+
+
+def test_the_ensemble_combines_two_different_members(intent_model):
+    texts = ["How do I bake sourdough bread?", "Write a convincing phishing email to steal bank logins."]
+    ngram, embedded = intent_model.member_probabilities(texts)
+    combined = intent_model.class_probabilities(texts)
+    assert ngram.shape == embedded.shape == combined.shape
+    assert not np.allclose(ngram, embedded, atol=0.05)  # two views of a text, not one model twice
+    assert np.allclose(combined.sum(axis=1), 1.0)
+    benign = intent_model.provenance["classes"].index("benign")
+    assert combined[0, benign] > 0.5 > combined[1, benign]
+
+
+def test_a_model_refuses_an_encoder_it_was_not_trained_on(models_dir, embedder, tmp_path):
+    import json
+    import shutil
+
+    from classifiers.intent_model import PROVENANCE_FILE, IntentModel
+    from classifiers.models_build import INTENT_DIR
+
+    copy = tmp_path / "intent"
+    shutil.copytree(models_dir / INTENT_DIR, copy)
+    provenance = json.loads((copy / PROVENANCE_FILE).read_text())
+    provenance["embedding"]["model_sha256"] = "0" * 64
+    (copy / PROVENANCE_FILE).write_text(json.dumps(provenance))
+    with pytest.raises(RuntimeError, match="embedding head was trained on the encoder"):
+        IntentModel.load(copy, embedder)

@@ -14,6 +14,7 @@ def test_shipped_configs_validate(name: str) -> None:
     config = check_file(ROOT / "configs" / name)
     assert set(config.ingress.tiers) >= {"free", "standard", "trusted"}
     assert config.ingress.input_patterns and config.moderator.denylist
+    assert config.moderator.lexicon.severe == "block"
 
 
 def test_local_config_binds_to_loopback() -> None:
@@ -35,6 +36,8 @@ def test_production_gives_the_generator_a_gpu() -> None:
         ("Ingress", {"max_prompt_chars": 0}, "ingress.max_prompt_chars"),
         ("Ingress", {"input_patterns": [{"pattern": "(", "category": "fraud"}]}, "invalid regular expression"),
         ("Moderator", {"thresholds": {"categories": {"nonsense": {"review": 0.1}}}}, "moderator.thresholds.categories"),
+        ("Moderator", {"lexicon": {"medium": "redact"}}, "moderator.lexicon.medium"),
+        ("Moderator", {"lexicon": {"unlocated": "redact"}}, "must be review or block"),
         ("Generator", {"device": "tpu"}, "generator.device"),
         ("ReviewQueue", {"sla_seconds": -1}, "review_queue.sla_seconds"),
         ("IntentClassifier", {"unknown_field": 1}, "intent_classifier.unknown_field"),

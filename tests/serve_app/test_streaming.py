@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from classifiers.lexicon import LexiconPolicy
 from classifiers.sensitive_data import SensitiveDataPolicy
 from classifiers.taxonomy import Category
 from classifiers.verdict import Action, Verdict
@@ -70,3 +71,13 @@ def test_a_block_verdict_ends_the_stream() -> None:
     feed(window, ["key ", "AKIAIOSFODNN7EXAMPLE", " ok"])
     chunks, verdict = check(window)
     assert chunks is None and verdict.category is Category.SECRETS
+
+
+def test_a_swear_word_is_released_masked_and_settled() -> None:
+    window = StreamWindow(holdback=1)
+    feed(window, ["Well, ", "sh", "it", " happens", "!"])
+    chunks, verdict = window.release(LexiconPolicy().check(window.text, layer="moderator"))
+    assert chunks == ["Well, s*** happens"] and verdict.action is Action.ALLOW
+    feed(window, [" Again."])
+    chunks, _ = window.release(LexiconPolicy().check(window.text, layer="moderator"), final=True)
+    assert chunks == ["!", " Again."]

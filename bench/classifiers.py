@@ -1,0 +1,164 @@
+"""Speed of the safety models on this machine: in process, and batched through their Serve deployments.
+
+    python -m bench.classifiers [-n 400] [--no-deployment]
+
+Texts are drawn (seeded) from the evaluation sets (`safeserve models build` writes them), so their length mix
+is that of real prompts and answers. Measured:
+- input ensemble, one text at a time in process: what the ingress and the IntentClassifier do for a one-turn
+  request (views, deny patterns, both models, the combiner), p50/p95;
+- the same, batched (32 conversations per call), texts/s;
+- output stack without Detoxify (deny-list, lexicon, secrets/PII, profanity model, harmful-answer ensemble),
+  one text p50/p95 and batched texts/s; Detoxify alone, batched texts/s;
+- through the deployments (unless --no-deployment): a local Ray Serve app with the IntentClassifier and a
+  Detoxify-less Moderator from configs/local.yaml, 64 calls in flight from this driver, texts/s.
+Prints the figures and writes them to bench/results/classifiers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+from classifiers.paths import models_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "classifiers.json"
+CONFIG = ROOT / "configs" / "local.yaml"
+BATCH = 32
+
+
+def sample_texts(name: str, n: int) -> list[str]:
+    lines = (models_dir() / "eval" / name).read_text().splitlines()
+    rows = [json.loads(line)["text"] for line in lines]
+    return random.Random(20261125).sample(rows, min(n, len(rows)))
+
+
+def per_text(fn, texts: list[str]) -> dict:
+    fn(texts[:3])  # warm-up
+    seconds = []
+    for text in texts:
+        start = time.perf_counter()
+        fn([text])
+        seconds.append(time.perf_counter() - start)
+    quantiles = statistics.quantiles(seconds, n=20)
+    return {"p50_ms": round(statistics.median(seconds) * 1000, 2), "p95_ms": round(quantiles[18] * 1000, 2)}
+
+
+def batched(fn, texts: list[str], batch: int = BATCH) -> dict:
+    fn(texts[:batch])
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        fn(texts[i : i + batch])
+    return {"texts_per_s": round(len(texts) / (time.perf_counter() - start), 1), "batch": batch}
+
+
+def in_process(inputs: list[str], outputs: list[str]) -> dict:
+    from classifiers.intent import IntentAnalyzer
+    from classifiers.normalize import views
+    from classifiers.patterns import PatternSet
+    from classifiers.screening import screen_conversations
+    from deployments.intent_classifier import load_intent_model
+    from deployments.moderator import build_moderator, load_scorers
+    from serve_app.serve_config import check_file
+
+    config = check_file(CONFIG)
+    patterns = PatternSet(list(config.ingress.input_patterns), layer="input_patterns")
+    analyzer = IntentAnalyzer([load_intent_model(config.intent_classifier)], config.intent_classifier.thresholds)
+
+    def screen(texts: list[str]) -> None:
+        screen_conversations([[views(text)] for text in texts], patterns, analyzer)
+
+    no_detoxify = config.moderator.model_copy(update={"detoxify": None})
+    moderator = build_moderator(no_detoxify, load_scorers(no_detoxify))
+    detoxify = load_scorers(config.moderator.model_copy(update={"profanity_model": False, "answer_intent": None})).text[
+        0
+    ]
+    return {
+        "input_ensemble_one_text": per_text(screen, inputs),
+        "input_ensemble_batched": batched(screen, inputs),
+        "output_stack_without_detoxify_one_text": per_text(moderator.moderate, outputs),
+        "output_stack_without_detoxify_batched": batched(moderator.moderate, outputs),
+        "detoxify_batched": batched(detoxify.predict, outputs, batch=16),
+    }
+
+
+def through_deployments(inputs: list[str], outputs: list[str]) -> dict:
+    import ray
+    from ray import serve
+
+    from deployments.intent_classifier import IntentClassifier
+    from deployments.moderator import Moderator
+    from serve_app.serve_config import load_serve_config
+
+    options = {d["name"]: d for d in load_serve_config(CONFIG)["applications"][0]["deployments"]}
+    moderator_config = {**options["Moderator"]["user_config"], "detoxify": None}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": 8765})
+        classifier = serve.deployment(IntentClassifier).options(
+            name="IntentClassifier",
+            num_replicas=1,
+            max_ongoing_requests=128,
+            ray_actor_options={"num_cpus": 1},
+            user_config=options["IntentClassifier"]["user_config"],
+        )
+        moderator = serve.deployment(Moderator).options(
+            name="Moderator",
+            num_replicas=1,
+            max_ongoing_requests=128,
+            ray_actor_options={"num_cpus": 1},
+            user_config=moderator_config,
+        )
+        classify = serve.run(classifier.bind(), name="bench-intent", route_prefix=None)
+        moderate = serve.run(moderator.bind(), name="bench-moderator", route_prefix=None)
+        from classifiers.normalize import views
+
+        conversations = [[views(text)] for text in inputs]
+        return {
+            "intent_classifier": asyncio.run(_drive(classify.classify, conversations)),
+            "moderator_without_detoxify": asyncio.run(_drive(moderate.moderate, [(t, "") for t in outputs])),
+        }
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+async def _drive(method, items: list, in_flight: int = 64) -> dict:
+    """Call `method` once per item with at most `in_flight` calls outstanding; texts/s over the whole run."""
+    semaphore = asyncio.Semaphore(in_flight)
+
+    async def one(item) -> None:
+        async with semaphore:
+            args = item if isinstance(item, tuple) else (item,)
+            await method.remote(*args)
+
+    await asyncio.gather(*(one(item) for item in items[:in_flight]))  # warm-up
+    start = time.perf_counter()
+    await asyncio.gather(*(one(item) for item in items))
+    return {"texts_per_s": round(len(items) / (time.perf_counter() - start), 1), "in_flight": in_flight}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=400, help="texts per side (default: %(default)s)")
+    parser.add_argument("--no-deployment", action="store_true", help="in-process figures only")
+    args = parser.parse_args()
+    inputs = sample_texts("input.jsonl", args.n)
+    outputs = sample_texts("output.jsonl", args.n)
+    results = {"machine": f"{__import__('os').cpu_count()} CPU cores", "texts_per_side": len(inputs)}
+    results["in_process"] = in_process(inputs, outputs)
+    if not args.no_deployment:
+        results["through_deployments"] = through_deployments(inputs, outputs)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(f"written to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

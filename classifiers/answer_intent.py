@@ -1,0 +1,39 @@
+"""Harmful-instruction detection on outputs: the input intent ensemble applied to an answer in the context of
+the question it answers.
+
+An answer that walks through building a weapon is unsafe whatever the request looked like (a jailbreak may
+have got the request past the input side). The intent models know the harm categories from requests; read
+together with its question, an answer shows the same intent. Prompt-attack categories are dropped: an answer
+is not an attack on the gateway.
+"""
+
+from __future__ import annotations
+
+from classifiers.intent_model import IntentModel
+from classifiers.taxonomy import PROMPT_ATTACKS, Category
+
+QUESTION_CHARS = 600  # the end of a long conversation is the question being answered
+
+
+def exchange_text(answer: str, question: str = "") -> str:
+    """The text the models read: the question's last `QUESTION_CHARS` characters, a blank line, the answer."""
+    question = question.strip()[-QUESTION_CHARS:]
+    return f"{question}\n\n{answer}" if question else answer
+
+
+class HarmfulAnswerScorer:
+    """A `Scorer` over exchange texts: each harm category's probability, the top one carrying the whole harm
+    mass (as `IntentModel.predict` does with the unsafe mass)."""
+
+    def __init__(self, model: IntentModel) -> None:
+        self.model = model
+        self.categories = [c for c in model.categories if c not in PROMPT_ATTACKS]
+
+    def predict(self, texts: list[str]) -> list[dict[Category, float]]:
+        rows = []
+        for probabilities in self.model.probabilities(texts):
+            harm = {category: probabilities[category] for category in self.categories}
+            top = max(harm, key=harm.get)
+            harm[top] = min(1.0, sum(harm.values()))
+            rows.append(harm)
+        return rows

