@@ -114,33 +114,38 @@ def through_deployments(inputs: list[str], outputs: list[str]) -> dict:
             ray_actor_options={"num_cpus": 1},
             user_config=moderator_config,
         )
-        classify = serve.run(classifier.bind(), name="bench-intent", route_prefix=None)
-        moderate = serve.run(moderator.bind(), name="bench-moderator", route_prefix=None)
+        serve.run(classifier.bind(), name="bench-intent", route_prefix=None)
+        serve.run(moderator.bind(), name="bench-moderator", route_prefix=None)
         from classifiers.normalize import views
 
-        conversations = [[views(text)] for text in inputs]
+        conversations = [([views(text)],) for text in inputs]
         return {
-            "intent_classifier": asyncio.run(_drive(classify.classify, conversations)),
-            "moderator_without_detoxify": asyncio.run(_drive(moderate.moderate, [(t, "") for t in outputs])),
+            "intent_classifier": asyncio.run(_drive("IntentClassifier", "bench-intent", "classify", conversations)),
+            "moderator_without_detoxify": asyncio.run(
+                _drive("Moderator", "bench-moderator", "moderate", [(text, "") for text in outputs])
+            ),
         }
     finally:
         serve.shutdown()
         ray.shutdown()
 
 
-async def _drive(method, items: list, in_flight: int = 64) -> dict:
-    """Call `method` once per item with at most `in_flight` calls outstanding; texts/s over the whole run."""
+async def _drive(deployment: str, app: str, method_name: str, calls: list[tuple], in_flight: int = 64) -> dict:
+    """Call the method once per argument tuple, at most `in_flight` calls outstanding; texts/s over the run.
+    The handle is made inside this event loop (a handle is bound to the loop that first uses it)."""
+    from ray.serve.handle import DeploymentHandle
+
+    method = getattr(DeploymentHandle(deployment, app_name=app), method_name)
     semaphore = asyncio.Semaphore(in_flight)
 
-    async def one(item) -> None:
+    async def one(args: tuple) -> None:
         async with semaphore:
-            args = item if isinstance(item, tuple) else (item,)
             await method.remote(*args)
 
-    await asyncio.gather(*(one(item) for item in items[:in_flight]))  # warm-up
+    await asyncio.gather(*(one(args) for args in calls[:in_flight]))  # warm-up
     start = time.perf_counter()
-    await asyncio.gather(*(one(item) for item in items))
-    return {"texts_per_s": round(len(items) / (time.perf_counter() - start), 1), "in_flight": in_flight}
+    await asyncio.gather(*(one(args) for args in calls))
+    return {"texts_per_s": round(len(calls) / (time.perf_counter() - start), 1), "in_flight": in_flight}
 
 
 def main() -> None:
@@ -152,6 +157,7 @@ def main() -> None:
     outputs = sample_texts("output.jsonl", args.n)
     results = {"machine": f"{__import__('os').cpu_count()} CPU cores", "texts_per_side": len(inputs)}
     results["in_process"] = in_process(inputs, outputs)
+    print(json.dumps(results["in_process"], indent=2), flush=True)
     if not args.no_deployment:
         results["through_deployments"] = through_deployments(inputs, outputs)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

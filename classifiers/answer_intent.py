@@ -3,15 +3,19 @@ the question it answers.
 
 An answer that walks through building a weapon is unsafe whatever the request looked like (a jailbreak may
 have got the request past the input side). The intent models know the harm categories from requests; read
-together with its question, an answer shows the same intent. Prompt-attack categories are dropped: an answer
-is not an attack on the gateway.
+together with its question, an answer shows the same intent. Only the categories where harm lies in
+instructions are scored: prompt attacks are not (an answer is not an attack on the gateway), nor are hate and
+harassment, which are about how a text speaks of people. The intent models learnt those from requests, and on
+plain statements about groups they flagged a quarter of the benign ToxiGen statements (docs/evaluation.md);
+Detoxify and the lexicon judge them on answers.
 """
 
 from __future__ import annotations
 
 from classifiers.intent_model import IntentModel
-from classifiers.taxonomy import PROMPT_ATTACKS, Category
+from classifiers.taxonomy import HARM_CATEGORIES, Category
 
+INSTRUCTION_CATEGORIES = HARM_CATEGORIES - {Category.HATE, Category.HARASSMENT}
 QUESTION_CHARS = 600  # the end of a long conversation is the question being answered
 
 
@@ -22,12 +26,12 @@ def exchange_text(answer: str, question: str = "") -> str:
 
 
 class HarmfulAnswerScorer:
-    """A `Scorer` over exchange texts: each harm category's probability, the top one carrying the whole harm
-    mass (as `IntentModel.predict` does with the unsafe mass)."""
+    """A `Scorer` over exchange texts: each instruction category's probability, the top one carrying their
+    whole mass (as `IntentModel.predict` does with the unsafe mass)."""
 
     def __init__(self, model: IntentModel) -> None:
         self.model = model
-        self.categories = [c for c in model.categories if c not in PROMPT_ATTACKS]
+        self.categories = [c for c in model.categories if c in INSTRUCTION_CATEGORIES]
 
     def predict(self, texts: list[str]) -> list[dict[Category, float]]:
         rows = []

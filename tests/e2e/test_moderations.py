@@ -56,4 +56,5 @@ def test_personal_data_is_listed_for_redaction_and_an_aws_key_is_blocked(client:
     assert personal["safeserve_categories"]["privacy"] == 1.0
     assert secret["flagged"] is True and secret["safeserve_action"] == "block"
     assert secret["safeserve_categories"]["secrets"] == 1.0 and secret["safeserve_redactions"] == []
-    assert lookalike["safeserve_redactions"] == [] and "privacy" not in lookalike["safeserve_categories"]
+    # Not a card (fails Luhn): nothing redacted, and privacy only at the answer check's low model score.
+    assert lookalike["safeserve_redactions"] == [] and lookalike["safeserve_categories"].get("privacy", 0.0) < 0.5
