@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import time
@@ -155,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
     inputs = sample_texts("input.jsonl", args.n)
     outputs = sample_texts("output.jsonl", args.n)
-    results = {"machine": f"{__import__('os').cpu_count()} CPU cores", "texts_per_side": len(inputs)}
+    results = {"machine": f"{os.cpu_count()} CPU cores", "texts_per_side": len(inputs)}
     results["in_process"] = in_process(inputs, outputs)
     print(json.dumps(results["in_process"], indent=2), flush=True)
     if not args.no_deployment:

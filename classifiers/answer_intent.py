@@ -12,7 +12,7 @@ Detoxify and the lexicon judge them on answers.
 
 from __future__ import annotations
 
-from classifiers.intent_model import IntentModel
+from classifiers.intent_model import IntentModel, top_carries_mass
 from classifiers.taxonomy import HARM_CATEGORIES, Category
 
 INSTRUCTION_CATEGORIES = HARM_CATEGORIES - {Category.HATE, Category.HARASSMENT}
@@ -34,10 +34,7 @@ class HarmfulAnswerScorer:
         self.categories = [c for c in model.categories if c in INSTRUCTION_CATEGORIES]
 
     def predict(self, texts: list[str]) -> list[dict[Category, float]]:
-        rows = []
-        for probabilities in self.model.probabilities(texts):
-            harm = {category: probabilities[category] for category in self.categories}
-            top = max(harm, key=harm.get)
-            harm[top] = min(1.0, sum(harm.values()))
-            rows.append(harm)
-        return rows
+        return [
+            top_carries_mass({category: row[category] for category in self.categories})
+            for row in self.model.probabilities(texts)
+        ]

@@ -31,6 +31,15 @@ BENIGN = "benign"
 _FLOOR = 1e-6  # log-probabilities are clipped here, in training and serving alike
 
 
+def top_carries_mass(probabilities: dict[Category, float]) -> dict[Category, float]:
+    """The scores of one text: its most likely category carries the summed probability of all the given
+    categories (capped at 1), the others keep their own."""
+    scores = dict(probabilities)
+    top = max(scores, key=scores.get)
+    scores[top] = min(1.0, sum(scores.values()))
+    return scores
+
+
 def stack_features(*member_probabilities: np.ndarray) -> np.ndarray:
     """The combiner's input: each member's log-probabilities side by side."""
     return np.hstack([np.log(np.clip(p, _FLOOR, 1.0)) for p in member_probabilities])
@@ -99,8 +108,4 @@ class IntentModel:
 
     def predict(self, texts: list[str]) -> list[dict[Category, float]]:
         """Per text, a score per category: the top category carries 1 - P(benign), the others their probability."""
-        scores = self.probabilities(texts)
-        for row in scores:
-            top = max(row, key=row.get)
-            row[top] = min(1.0, sum(row.values()))
-        return scores
+        return [top_carries_mass(row) for row in self.probabilities(texts)]

