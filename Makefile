@@ -53,7 +53,7 @@ bench: install
 	$(PY) -m bench.latency
 
 bench-classifiers: install models
-	$(PY) -m bench.classifiers
+	source scripts/env.sh && $(PY) -m bench.classifiers
 
 EVAL_SETS := input input_benign_sensitive output
 eval: install models

@@ -6,6 +6,12 @@ Two complementary members score each text over the same classes ("benign" plus C
 A stacking logistic regression (`combiner.joblib`), fit on the members' out-of-fold probabilities, turns their
 log-probabilities into one calibrated distribution per text.
 
+The members run as a cascade: the n-gram member (about 0.3 ms a text) scores every text, and the embedding member
+(about 30 times dearer) only those whose n-gram unsafe mass lies inside `embed_band`; where the n-gram member is
+sure, its own distribution is the answer. With the default band the embedding member runs on about a fifth of
+real prompts, and recall and false positives stay those of the full ensemble (the trainer reports both out of
+fold; docs/evaluation.md).
+
 A softmax splits one text's unsafe probability across related classes (an attack may be 0.4 jailbreak + 0.35
 injection), so `predict` gives the most likely category the whole unsafe mass 1 - P(benign) (the score the
 evaluation reports are computed on) and leaves every other category its own probability.
@@ -29,6 +35,7 @@ COMBINER_FILE = "combiner.joblib"
 PROVENANCE_FILE = "provenance.json"
 BENIGN = "benign"
 _FLOOR = 1e-6  # log-probabilities are clipped here, in training and serving alike
+DEFAULT_EMBED_BAND = (0.1, 0.9)
 
 
 def top_carries_mass(probabilities: dict[Category, float]) -> dict[Category, float]:
@@ -45,10 +52,24 @@ def stack_features(*member_probabilities: np.ndarray) -> np.ndarray:
     return np.hstack([np.log(np.clip(p, _FLOOR, 1.0)) for p in member_probabilities])
 
 
+def unsure(ngram_probabilities: np.ndarray, benign_index: int, band: tuple[float, float]) -> np.ndarray:
+    """The rows the embedding member must also read: n-gram unsafe mass strictly inside `band`."""
+    unsafe = 1.0 - ngram_probabilities[:, benign_index]
+    return (unsafe > band[0]) & (unsafe < band[1])
+
+
 class IntentModel:
     """Multiclass prompt-intent ensemble (prompt attacks and harm categories) on CPU."""
 
-    def __init__(self, ngram, embedding_head, combiner, embedder: SentenceEmbedder, provenance: dict) -> None:
+    def __init__(
+        self,
+        ngram,
+        embedding_head,
+        combiner,
+        embedder: SentenceEmbedder,
+        provenance: dict,
+        embed_band: tuple[float, float] = DEFAULT_EMBED_BAND,
+    ) -> None:
         classes = [str(c) for c in combiner.classes_]
         for name, member in (("n-gram model", ngram), ("embedding head", embedding_head)):
             if [str(c) for c in member.classes_] != classes:
@@ -58,10 +79,14 @@ class IntentModel:
         self._combiner = combiner
         self._embedder = embedder
         self.provenance = provenance
+        self.embed_band = embed_band  # (0, 1) runs both members on every text
+        self._benign = classes.index(BENIGN)
         self._categories = [(i, Category(c)) for i, c in enumerate(classes) if c != BENIGN]
 
     @classmethod
-    def load(cls, directory: Path, embedder: SentenceEmbedder) -> IntentModel:
+    def load(
+        cls, directory: Path, embedder: SentenceEmbedder, embed_band: tuple[float, float] = DEFAULT_EMBED_BAND
+    ) -> IntentModel:
         """Load an intent artefact directory; `embedder` must be the encoder its head was trained on."""
         directory = Path(directory)
         provenance = json.loads((directory / PROVENANCE_FILE).read_text())
@@ -80,7 +105,7 @@ class IntentModel:
                 "encoder it was trained with, or retrain the intent model on the new one"
             )
         members = [joblib.load(directory / name) for name in (NGRAM_FILE, EMBEDDING_HEAD_FILE, COMBINER_FILE)]
-        return cls(*members, embedder=embedder, provenance=provenance)
+        return cls(*members, embedder=embedder, provenance=provenance, embed_band=embed_band)
 
     @property
     def categories(self) -> list[Category]:
@@ -95,9 +120,15 @@ class IntentModel:
         return ngram, embedded
 
     def class_probabilities(self, texts: list[str]) -> np.ndarray:
-        """The combined, calibrated class probabilities, (n, classes)."""
+        """The calibrated class probabilities, (n, classes): combined where the n-gram member is unsure, the
+        n-gram member's own elsewhere."""
         with sklearn.config_context(assume_finite=True):
-            return self._combiner.predict_proba(stack_features(*self.member_probabilities(texts)))
+            proba = self._ngram.predict_proba(texts)
+            rows = np.flatnonzero(unsure(proba, self._benign, self.embed_band))
+            if rows.size:
+                embedded = self._embedding_head.predict_proba(self._embedder.embed([texts[i] for i in rows]))
+                proba[rows] = self._combiner.predict_proba(stack_features(proba[rows], embedded))
+        return proba
 
     def probabilities(self, texts: list[str]) -> list[dict[Category, float]]:
         """Per text, the probability of each non-benign category; benign is the remainder."""

@@ -9,7 +9,8 @@ left in would make the profanity model block the very answer the mask was meant 
 
 `answer_scorers` (the intent ensemble as `classifiers.answer_intent.HarmfulAnswerScorer`) read each text in the
 context of the question it answers, when the caller gives one: harmful instructions are recognised by what
-they answer as much as by their own words.
+they answer as much as by their own words. Their scores are calibrated unlike the text models', so they are
+decided by bands of their own (`answer_thresholds`).
 """
 
 from __future__ import annotations
@@ -54,11 +55,13 @@ class OutputModerator:
         sensitive_data: SensitiveDataPolicy | None = None,
         lexicon: LexiconPolicy | None = None,
         answer_scorers: list[Scorer] | None = None,
+        answer_thresholds: ThresholdPolicy | None = None,
     ) -> None:
         self.denylist = denylist
         self.scorers = scorers
         self.answer_scorers = answer_scorers or []
         self.thresholds = thresholds
+        self.answer_thresholds = answer_thresholds or thresholds
         self.sensitive_data = sensitive_data or SensitiveDataPolicy()
         self.lexicon = lexicon or LexiconPolicy()
         self.words = default_lexicon()  # loaded here, so that a broken data file fails at start-up
@@ -71,27 +74,27 @@ class OutputModerator:
         """`moderate`, keeping the model scores and the rule-based part of each verdict apart as well."""
         checked = [self.lexicon.check(text, layer=LAYER, lexicon=self.words) for text in texts]
         masked = [apply_redactions(text, words.redactions) for text, words in zip(texts, checked, strict=True)]
-        model_scores = self._model_scores(masked, questions or [""] * len(texts)) if texts else []
-        return [
-            self._decide(text, scores, words) for text, scores, words in zip(texts, model_scores, checked, strict=True)
-        ]
+        own = ensemble_predict(self.scorers, masked) if texts else []
+        in_context = self._answer_scores(masked, questions or [""] * len(texts)) if texts else []
+        return [self._decide(*parts) for parts in zip(texts, own, in_context, checked, strict=True)]
 
-    def _model_scores(self, texts: list[str], questions: list[str]) -> list[dict[Category, float]]:
-        scores = ensemble_predict(self.scorers, texts)
+    def _answer_scores(self, texts: list[str], questions: list[str]) -> list[dict[Category, float]]:
         if not self.answer_scorers:
-            return scores
+            return [{} for _ in texts]
         exchanges = [exchange_text(text, question) for text, question in zip(texts, questions, strict=True)]
-        in_context = ensemble_predict(self.answer_scorers, exchanges)
-        return [max_scores([own, answer]) for own, answer in zip(scores, in_context, strict=True)]
+        return ensemble_predict(self.answer_scorers, exchanges)
 
-    def _decide(self, text: str, scores: dict[Category, float], words: Verdict) -> Assessment:
+    def _decide(
+        self, text: str, own: dict[Category, float], in_context: dict[Category, float], words: Verdict
+    ) -> Assessment:
         sensitive = self.sensitive_data.check(text, layer=LAYER)
         denied = self.denylist.check(text)
-        model = self.thresholds.decide(scores, layer=LAYER, reason="model")
-        verdict = strongest([denied, model, sensitive, words], layer=LAYER)
+        model = self.thresholds.decide(own, layer=LAYER, reason="model")
+        answer = self.answer_thresholds.decide(in_context, layer=LAYER, reason="answer")
+        verdict = strongest([denied, model, answer, sensitive, words], layer=LAYER)
         rules = strongest([denied, sensitive, words], layer=LAYER)
         # Secrets and personal data first: a word inside an email address is hidden by its placeholder.
         redactions = merge_redactions(sensitive.redactions, words.redactions)
         if verdict.action is not Action.BLOCK and redactions:
             verdict = replace(verdict, reasons=verdict.reasons + redaction_reasons(redactions), redactions=redactions)
-        return Assessment(verdict, scores, rules)
+        return Assessment(verdict, max_scores([own, in_context]), rules)

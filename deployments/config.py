@@ -6,11 +6,12 @@ device) make the replica reload its model, everything else (thresholds, patterns
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from classifiers.intent_model import DEFAULT_EMBED_BAND
 from classifiers.lexicon import LexiconPolicy
 from classifiers.policy import Bands, PatternRule, ThresholdPolicy
 from classifiers.sensitive_data import SensitiveDataPolicy
@@ -23,6 +24,7 @@ class _Config(BaseModel):
 
 
 Device = Literal["auto", "cuda", "cpu"]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class IntentModelConfig(_Config):
@@ -33,6 +35,18 @@ class IntentModelConfig(_Config):
         "minilm", description="Sentence-encoder directory (model.onnx + tokenizer.json) the model was trained on."
     )
     threads: int | None = Field(None, ge=1, description="onnxruntime intra-op threads (default: one per core).")
+    embed_band: tuple[Probability, Probability] = Field(
+        DEFAULT_EMBED_BAND,
+        description="Run the embedding member only on texts whose n-gram unsafe score lies inside this band; "
+        "[0, 1] runs both members on every text.",
+    )
+
+    @field_validator("embed_band")
+    @classmethod
+    def _ordered(cls, band: tuple[float, float]) -> tuple[float, float]:
+        if band[0] >= band[1]:
+            raise ValueError(f"embed_band must be [low, high] with low < high, got {list(band)}")
+        return band
 
 
 class IntentClassifierConfig(IntentModelConfig):
@@ -76,6 +90,10 @@ class ModeratorConfig(_Config):
     profanity_model: bool = True
     answer_intent: IntentModelConfig | None = Field(
         IntentModelConfig(), description="Harmful-instruction check: the intent ensemble on question + answer."
+    )
+    answer_thresholds: ThresholdPolicy = Field(
+        ThresholdPolicy(default=Bands(review=0.5, block=0.8)),
+        description="Bands for the harmful-instruction check's scores (the text models use `thresholds`).",
     )
     max_batch_size: int = Field(16, ge=1)
 

@@ -14,7 +14,7 @@ from deployments.config import IntentClassifierConfig, IntentModelConfig
 
 def load_intent_model(config: IntentModelConfig) -> IntentModel:
     embedder = SentenceEmbedder(resolve_model_path(config.embedding_path), threads=config.threads)
-    return IntentModel.load(resolve_model_path(config.model_path), embedder)
+    return IntentModel.load(resolve_model_path(config.model_path), embedder, config.embed_band)
 
 
 class IntentClassifier:
@@ -29,6 +29,7 @@ class IntentClassifier:
         config = IntentClassifierConfig.model_validate(user_config)
         if self._model is None or self.config is None or self.config.load_key() != config.load_key():
             self._model = load_intent_model(config)
+        self._model.embed_band = config.embed_band
         self._analyzer = IntentAnalyzer([self._model], config.thresholds)
         self.classify.set_max_batch_size(config.max_batch_size)
         self.config = config

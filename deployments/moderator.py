@@ -53,6 +53,7 @@ def build_moderator(config: ModeratorConfig, scorers: Scorers) -> OutputModerato
         config.sensitive_data,
         config.lexicon,
         answer_scorers=scorers.answer,
+        answer_thresholds=config.answer_thresholds,
     )
 
 

@@ -7,6 +7,8 @@
 - combiner: a multinomial logistic regression on both members' log-probabilities, fit on their out-of-fold
   predictions (so it learns how far to trust each where it has not seen the text), which is what calibrates
   the final per-category probabilities.
+- as served, a cascade (classifiers.intent_model): the embedding member only reads texts the n-gram member is
+  unsure of; its out-of-fold figures are reported beside the full ensemble's.
 
 Folds are group-aware (augmented or leetspeak variants of one prompt never straddle them); the reported metrics
 are out-of-fold. The members served are refit on all rows. The evaluation sets (eval_data) are never trained on.
@@ -30,11 +32,13 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from classifiers.embeddings import SentenceEmbedder
 from classifiers.intent_model import (
     COMBINER_FILE,
+    DEFAULT_EMBED_BAND,
     EMBEDDING_HEAD_FILE,
     NGRAM_FILE,
     PROVENANCE_FILE,
     IntentModel,
     stack_features,
+    unsure,
 )
 from classifiers.taxonomy import PROMPT_ATTACKS
 from classifiers.training import sources
@@ -217,6 +221,8 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
         return make_combiner().fit(features[train_idx], labels[train_idx]).predict_proba(features[test_idx])
 
     oof_combined = out_of_fold(combiner_fold, len(rows), len(classes), splits)
+    embedded = unsure(oof_ngram, classes.index(BENIGN), DEFAULT_EMBED_BAND)
+    oof_cascade = np.where(embedded[:, None], oof_combined, oof_ngram)
     combiner = make_combiner().fit(features, labels)
     ngram = make_ngram_model().fit(texts, labels, classifier__sample_weight=weights)
     embedding_head = make_embedding_head().fit(embeddings, labels, sample_weight=weights)
@@ -224,6 +230,11 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
     metrics = {
         "method": f"out-of-fold over {FOLDS} StratifiedGroupKFold folds (seed {SEED})",
         "ensemble": evaluate(oof_combined, classes, rows),
+        "cascade": {
+            "embed_band": list(DEFAULT_EMBED_BAND),
+            "embedded_share": round(float(embedded.mean()), 4),
+            **evaluate(oof_cascade, classes, rows),
+        },
         "ngram_member": evaluate(oof_ngram, classes, rows),
         "embedding_member": evaluate(oof_embedding, classes, rows),
         "everyday_holdout_fpr": evaluate_everyday_holdout(model, holdout),
@@ -231,6 +242,8 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
     at_two = metrics["ensemble"]["at_benign_fpr"]["0.02"]
     log(
         f"intent: out of fold at 2 % benign FPR: ensemble recall {at_two['attack_recall']} "
+        f"(as served, cascade embedding {metrics['cascade']['embedded_share']:.0%} of rows: "
+        f"{metrics['cascade']['at_benign_fpr']['0.02']['attack_recall']}) "
         f"(n-gram {metrics['ngram_member']['at_benign_fpr']['0.02']['attack_recall']}, "
         f"embedding {metrics['embedding_member']['at_benign_fpr']['0.02']['attack_recall']}); "
         f"everyday hold-out FPR {metrics['everyday_holdout_fpr']}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from serve_app.cli import main
 from serve_app.serve_config import ConfigError, app_config, check_file, load_serve_config
@@ -73,3 +74,13 @@ def test_cli_config_check(tmp_path, capsys) -> None:
     )
     assert main(["config", "check", str(bad)]) == 2
     assert "ingress.tiers" in capsys.readouterr().err
+
+
+def test_the_embed_band_must_be_ordered() -> None:
+    from deployments.config import IntentModelConfig
+
+    assert IntentModelConfig(embed_band=[0, 1]).embed_band == (0.0, 1.0)
+    with pytest.raises(ValidationError, match="low < high"):
+        IntentModelConfig(embed_band=[0.9, 0.1])
+    with pytest.raises(ValidationError):
+        IntentModelConfig(embed_band=[-0.1, 0.5])
