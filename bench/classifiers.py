@@ -119,11 +119,11 @@ def through_deployments(inputs: list[str], outputs: list[str]) -> dict:
         serve.run(moderator.bind(), name="bench-moderator", route_prefix=None)
         from classifiers.normalize import views
 
-        conversations = [([views(text)],) for text in inputs]
+        conversations = [([views(text)], False) for text in inputs]
         return {
             "intent_classifier": asyncio.run(_drive("IntentClassifier", "bench-intent", "classify", conversations)),
             "moderator_without_detoxify": asyncio.run(
-                _drive("Moderator", "bench-moderator", "moderate", [(text, "") for text in outputs])
+                _drive("Moderator", "bench-moderator", "moderate", [(text, "", False) for text in outputs])
             ),
         }
     finally:

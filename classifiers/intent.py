@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from classifiers.policy import ThresholdPolicy
 from classifiers.scoring import Scorer, ensemble_predict, max_scores
-from classifiers.verdict import Verdict
+from classifiers.verdict import Verdict, strongest
 
 LAYER = "intent_classifier"
 
@@ -28,18 +28,27 @@ def conversation_texts(turns: list[Turn]) -> list[str]:
 
 
 class IntentAnalyzer:
-    def __init__(self, scorers: list[Scorer], thresholds: ThresholdPolicy) -> None:
+    def __init__(
+        self, scorers: list[Scorer], thresholds: ThresholdPolicy, strict_thresholds: ThresholdPolicy | None = None
+    ) -> None:
         self.scorers = scorers
         self.thresholds = thresholds
+        self.strict_thresholds = strict_thresholds or thresholds
 
-    def classify(self, conversations: list[list[Turn]]) -> list[Verdict]:
-        """One verdict per conversation; all texts of the batch go through each model in one call."""
+    def classify(self, conversations: list[list[Turn]], strict: list[bool] | None = None) -> list[Verdict]:
+        """One verdict per conversation; all texts of the batch go through each model in one call. A conversation
+        marked `strict` is decided on the stricter of both policies (a low-reputation user, a high-risk tool)."""
         texts_per_conversation = [conversation_texts(turns) for turns in conversations]
         flat = [text for texts in texts_per_conversation for text in texts]
         flat_scores = ensemble_predict(self.scorers, flat) if flat else []
         verdicts, start = [], 0
-        for texts in texts_per_conversation:
+        for texts, is_strict in zip(texts_per_conversation, strict or [False] * len(conversations), strict=True):
             scores = max_scores(flat_scores[start : start + len(texts)])
             start += len(texts)
-            verdicts.append(self.thresholds.decide(scores, layer=LAYER, reason="model"))
+            verdict = self.thresholds.decide(scores, layer=LAYER, reason="model")
+            if is_strict:
+                verdict = strongest(
+                    [verdict, self.strict_thresholds.decide(scores, layer=LAYER, reason="strict")], LAYER
+                )
+            verdicts.append(verdict)
         return verdicts

@@ -56,27 +56,35 @@ class OutputModerator:
         lexicon: LexiconPolicy | None = None,
         answer_scorers: list[Scorer] | None = None,
         answer_thresholds: ThresholdPolicy | None = None,
+        strict_thresholds: ThresholdPolicy | None = None,
     ) -> None:
         self.denylist = denylist
         self.scorers = scorers
         self.answer_scorers = answer_scorers or []
         self.thresholds = thresholds
         self.answer_thresholds = answer_thresholds or thresholds
+        self.strict_thresholds = strict_thresholds or thresholds
         self.sensitive_data = sensitive_data or SensitiveDataPolicy()
         self.lexicon = lexicon or LexiconPolicy()
         self.words = default_lexicon()  # loaded here, so that a broken data file fails at start-up
 
-    def moderate(self, texts: list[str], questions: list[str] | None = None) -> list[Verdict]:
-        """One verdict per text; `questions[i]` is what `texts[i]` answers ("" or None: no context)."""
-        return [assessment.verdict for assessment in self.assess(texts, questions)]
+    def moderate(
+        self, texts: list[str], questions: list[str] | None = None, strict: list[bool] | None = None
+    ) -> list[Verdict]:
+        """One verdict per text; `questions[i]` is what `texts[i]` answers ("" or None: no context). A text marked
+        `strict` has its model scores decided on the stricter of both policies (the rules are the same)."""
+        return [assessment.verdict for assessment in self.assess(texts, questions, strict)]
 
-    def assess(self, texts: list[str], questions: list[str] | None = None) -> list[Assessment]:
+    def assess(
+        self, texts: list[str], questions: list[str] | None = None, strict: list[bool] | None = None
+    ) -> list[Assessment]:
         """`moderate`, keeping the model scores and the rule-based part of each verdict apart as well."""
         checked = [self.lexicon.check(text, layer=LAYER, lexicon=self.words) for text in texts]
         masked = [apply_redactions(text, words.redactions) for text, words in zip(texts, checked, strict=True)]
         own = ensemble_predict(self.scorers, masked) if texts else []
         in_context = self._answer_scores(masked, questions or [""] * len(texts)) if texts else []
-        return [self._decide(*parts) for parts in zip(texts, own, in_context, checked, strict=True)]
+        flags = strict or [False] * len(texts)
+        return [self._decide(*parts) for parts in zip(texts, own, in_context, checked, flags, strict=True)]
 
     def _answer_scores(self, texts: list[str], questions: list[str]) -> list[dict[Category, float]]:
         if not self.answer_scorers:
@@ -85,13 +93,22 @@ class OutputModerator:
         return ensemble_predict(self.answer_scorers, exchanges)
 
     def _decide(
-        self, text: str, own: dict[Category, float], in_context: dict[Category, float], words: Verdict
+        self,
+        text: str,
+        own: dict[Category, float],
+        in_context: dict[Category, float],
+        words: Verdict,
+        is_strict: bool,
     ) -> Assessment:
         sensitive = self.sensitive_data.check(text, layer=LAYER)
         denied = self.denylist.check(text)
-        model = self.thresholds.decide(own, layer=LAYER, reason="model")
-        answer = self.answer_thresholds.decide(in_context, layer=LAYER, reason="answer")
-        verdict = strongest([denied, model, answer, sensitive, words], layer=LAYER)
+        models = [
+            self.thresholds.decide(own, layer=LAYER, reason="model"),
+            self.answer_thresholds.decide(in_context, layer=LAYER, reason="answer"),
+        ]
+        if is_strict:
+            models.append(self.strict_thresholds.decide(max_scores([own, in_context]), layer=LAYER, reason="strict"))
+        verdict = strongest([denied, *models, sensitive, words], layer=LAYER)
         rules = strongest([denied, sensitive, words], layer=LAYER)
         # Secrets and personal data first: a word inside an email address is hidden by its placeholder.
         redactions = merge_redactions(sensitive.redactions, words.redactions)

@@ -51,6 +51,10 @@ class IntentModelConfig(_Config):
 
 class IntentClassifierConfig(IntentModelConfig):
     thresholds: ThresholdPolicy = ThresholdPolicy(default=Bands(review=0.6, block=0.85))
+    strict_thresholds: ThresholdPolicy = Field(
+        ThresholdPolicy(default=Bands(review=0.3, block=0.5)),
+        description="Added for requests on the strict policy (low reputation, strict tier, high-risk tool).",
+    )
     max_batch_size: int = Field(32, ge=1)
 
     def load_key(self) -> tuple:
@@ -94,6 +98,10 @@ class ModeratorConfig(_Config):
     answer_thresholds: ThresholdPolicy = Field(
         ThresholdPolicy(default=Bands(review=0.5, block=0.8)),
         description="Bands for the harmful-instruction check's scores (the text models use `thresholds`).",
+    )
+    strict_thresholds: ThresholdPolicy = Field(
+        ThresholdPolicy(default=Bands(review=0.3, block=0.7)),
+        description="Added, over all model scores, for answers on the strict policy: borderline ones are reviewed.",
     )
     max_batch_size: int = Field(16, ge=1)
 

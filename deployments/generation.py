@@ -16,11 +16,21 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call the model emitted (backends whose model can call tools)."""
+
+    id: str
+    name: str
+    arguments: str  # JSON, as the model wrote it
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: str  # "stop" or "length", as in the OpenAI API
+    finish_reason: str  # "stop", "length" or "tool_calls", as in the OpenAI API
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class GeneratorBackend(Protocol):

@@ -30,15 +30,15 @@ class IntentClassifier:
         if self._model is None or self.config is None or self.config.load_key() != config.load_key():
             self._model = load_intent_model(config)
         self._model.embed_band = config.embed_band
-        self._analyzer = IntentAnalyzer([self._model], config.thresholds)
+        self._analyzer = IntentAnalyzer([self._model], config.thresholds, config.strict_thresholds)
         self.classify.set_max_batch_size(config.max_batch_size)
         self.config = config
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
-    async def classify(self, conversations: list[list[Turn]]) -> list[Verdict]:
-        """One call per request (its untrusted turns, each as its views); Serve gathers concurrent
-        calls into a batch."""
-        return self._analyzer.classify(conversations)
+    async def classify(self, conversations: list[list[Turn]], strict: list[bool]) -> list[Verdict]:
+        """One call per request: `classify(turns, strict)`, its untrusted turns (each as its views) and whether it
+        runs on the strict policy. Serve gathers concurrent calls into a batch."""
+        return self._analyzer.classify(conversations, strict)
 
     async def ready(self) -> bool:
         return self._analyzer is not None

@@ -54,6 +54,7 @@ def build_moderator(config: ModeratorConfig, scorers: Scorers) -> OutputModerato
         config.lexicon,
         answer_scorers=scorers.answer,
         answer_thresholds=config.answer_thresholds,
+        strict_thresholds=config.strict_thresholds,
     )
 
 
@@ -72,11 +73,12 @@ class Moderator:
         self.config = config
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def moderate(self, texts: list[str], questions: list[str]) -> list[Verdict]:
-        """One call per text: `moderate(text, question)`, question being what the text answers ("" when there
-        is none). Serve gathers concurrent calls into one model batch. A verdict that does not block may carry
-        `redactions`: spans of the text to replace before it is delivered."""
-        return self._moderator.moderate(texts, questions)
+    async def moderate(self, texts: list[str], questions: list[str], strict: list[bool]) -> list[Verdict]:
+        """One call per text: `moderate(text, question, strict)`, question being what the text answers ("" when
+        there is none), strict whether the request runs on the strict policy. Serve gathers concurrent calls into
+        one model batch. A verdict that does not block may carry `redactions`: spans of the text to replace before
+        it is delivered."""
+        return self._moderator.moderate(texts, questions, strict)
 
     async def ready(self) -> bool:
         return self._moderator is not None

@@ -1,19 +1,22 @@
-"""API keys in Redis, stored only as SHA-256 hashes.
+"""API keys in Redis, stored only as keyed hashes (HMAC-SHA256 under a server secret).
 
-A key is `ss-<id>-<secret>` with 256 bits of randomness in the secret, so an unsalted hash is enough
-to make a leaked Redis dump useless; the short id identifies the key afterwards (listing, revocation)
-without revealing it. Lookups go to Redis on every request, so a revocation holds on the next request
-on every replica.
+A key is `ss-<id>-<secret>` with 256 bits of randomness in the secret; Redis holds only the HMAC of the whole
+key, so neither a leaked Redis dump nor a leaked dump plus a guess at the format gives a usable key without
+the server secret. The short id (the key's prefix) identifies it afterwards (listing, revocation, rotation)
+without revealing it. Lookups go to Redis on every request, so a revocation or rotation holds on the next
+request on every replica.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 
 import redis.asyncio as aioredis
 
+from serve_app.config import Limits
 from serve_app.schemas.admin import ApiKeyInfo, CreatedKey, Role
 
 KEY_BY_HASH = "safeserve:apikey:{}"
@@ -21,32 +24,41 @@ HASH_BY_ID = "safeserve:apikey_id:{}"
 KEY_IDS = "safeserve:apikeys"
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+def new_secret_key(key_id: str) -> str:
+    return f"ss-{key_id}-{secrets.token_urlsafe(32)}"
 
 
 class KeyStore:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, hash_secret: bytes) -> None:
         self.redis = redis
+        self._hash_secret = hash_secret
 
-    async def create(self, user_id: str, tier: str, role: Role) -> CreatedKey:
+    def hash_key(self, key: str) -> str:
+        return hmac.new(self._hash_secret, key.encode(), hashlib.sha256).hexdigest()
+
+    async def create(self, user_id: str, tier: str, role: Role, limits: Limits | None = None) -> CreatedKey:
         key_id = secrets.token_hex(6)
-        key = f"ss-{key_id}-{secrets.token_urlsafe(32)}"
-        info = ApiKeyInfo(id=key_id, user_id=user_id, tier=tier, role=role, created_at=time.time())
-        digest = hash_key(key)
+        key = new_secret_key(key_id)
+        info = ApiKeyInfo(id=key_id, user_id=user_id, tier=tier, role=role, limits=limits, created_at=time.time())
+        digest = self.hash_key(key)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(KEY_BY_HASH.format(digest), info.model_dump_json())
             pipe.set(HASH_BY_ID.format(key_id), digest)
             pipe.zadd(KEY_IDS, {key_id: info.created_at})
             await pipe.execute()
-        return CreatedKey(**info.model_dump(), key=key)
+        return CreatedKey(**info.model_dump(exclude={"prefix"}), key=key)
 
     async def lookup(self, key: str) -> ApiKeyInfo | None:
-        raw = await self.redis.get(KEY_BY_HASH.format(hash_key(key)))
+        raw = await self.redis.get(KEY_BY_HASH.format(self.hash_key(key)))
         if raw is None:
             return None
         info = ApiKeyInfo.model_validate_json(raw)
         return None if info.revoked else info
+
+    async def get(self, key_id: str) -> ApiKeyInfo | None:
+        digest = await self.redis.get(HASH_BY_ID.format(key_id))
+        raw = digest and await self.redis.get(KEY_BY_HASH.format(digest))
+        return ApiKeyInfo.model_validate_json(raw) if raw else None
 
     async def list(self) -> list[ApiKeyInfo]:
         ids = await self.redis.zrange(KEY_IDS, 0, -1)
@@ -55,10 +67,25 @@ class KeyStore:
         return [ApiKeyInfo.model_validate_json(raw) for raw in raws if raw]
 
     async def revoke(self, key_id: str) -> ApiKeyInfo | None:
-        digest = await self.redis.get(HASH_BY_ID.format(key_id))
-        raw = digest and await self.redis.get(KEY_BY_HASH.format(digest))
-        if not raw:
+        info = await self.get(key_id)
+        if info is None:
             return None
-        info = ApiKeyInfo.model_validate_json(raw).model_copy(update={"revoked": True})
-        await self.redis.set(KEY_BY_HASH.format(digest), info.model_dump_json())
-        return info
+        revoked = info.model_copy(update={"revoked": True})
+        digest = await self.redis.get(HASH_BY_ID.format(key_id))
+        await self.redis.set(KEY_BY_HASH.format(digest), revoked.model_dump_json())
+        return revoked
+
+    async def rotate(self, key_id: str) -> CreatedKey | None:
+        """A new secret for the same id, user, tier, role and limits; the old secret stops working at once."""
+        info = await self.get(key_id)
+        if info is None or info.revoked:
+            return None
+        key = new_secret_key(key_id)
+        rotated = info.model_copy(update={"rotated_at": time.time()})
+        old_digest, new_digest = await self.redis.get(HASH_BY_ID.format(key_id)), self.hash_key(key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(KEY_BY_HASH.format(old_digest))
+            pipe.set(KEY_BY_HASH.format(new_digest), rotated.model_dump_json())
+            pipe.set(HASH_BY_ID.format(key_id), new_digest)
+            await pipe.execute()
+        return CreatedKey(**rotated.model_dump(exclude={"prefix"}), key=key)

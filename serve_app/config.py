@@ -8,14 +8,26 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from classifiers.policy import PatternRule
+from classifiers.taxonomy import Category
 from deployments.config import RuntimeSettings
 
 
 class Settings(RuntimeSettings):
     admin_key: SecretStr | None = Field(None, description="Bearer token for the admin API; unset disables it.")
+    key_hash_secret: SecretStr | None = Field(
+        None,
+        description="Secret of the keyed hash (HMAC-SHA256) API keys are stored under; changing it invalidates "
+        "every key. Unset: derived from the admin key.",
+    )
+
+    def hash_secret(self) -> bytes:
+        secret = self.key_hash_secret or self.admin_key
+        if secret is None:
+            raise ValueError("set SAFESERVE_KEY_HASH_SECRET (or SAFESERVE_ADMIN_KEY): API keys are stored under it")
+        return secret.get_secret_value().encode()
 
 
 class _Config(BaseModel):
@@ -25,8 +37,73 @@ class _Config(BaseModel):
 FailMode = Literal["fail_closed", "fail_open"]
 
 
+class Limits(_Config):
+    """Per-key usage limits; a key's own limits override its tier's, field by field."""
+
+    requests_per_minute: int | None = Field(None, ge=1, description="None: unlimited.")
+    tokens_per_minute: int | None = Field(None, ge=1, description="Prompt + completion tokens; None: unlimited.")
+    tokens_per_day: int | None = Field(None, ge=1, description="Daily quota (UTC day); None: unlimited.")
+
+    def merged(self, overrides: Limits | None) -> Limits:
+        if overrides is None:
+            return self
+        return self.model_copy(update=overrides.model_dump(exclude_none=True))
+
+
+Risk = Literal["low", "medium", "high"]
+
+
+class ToolRule(_Config):
+    """Tools a tier may offer the model: an exact name or a shell-style pattern (`search_*`)."""
+
+    pattern: str = Field(min_length=1, max_length=128)
+    risk: Risk = "low"
+
+
 class TierConfig(_Config):
     max_tokens: int = Field(256, ge=1, description="Ceiling on max_tokens; larger requests are clamped.")
+    limits: Limits = Limits()
+    tools: tuple[ToolRule, ...] = Field((), description="Allowed tools; none by default.")
+    trusted: bool = Field(False, description="May use high-risk tools (their requests run on the strict policy).")
+    policy: Literal["standard", "strict"] = "standard"
+    review_sample_rate: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of allowed answers sent to human review for quality control."
+    )
+
+    @model_validator(mode="after")
+    def _high_risk_needs_trust(self) -> TierConfig:
+        risky = [rule.pattern for rule in self.tools if rule.risk == "high"]
+        if risky and not self.trusted:
+            raise ValueError(f"high-risk tools {risky} are allowed only in a tier with trusted: true")
+        return self
+
+
+class ReputationConfig(_Config):
+    """Per-user reputation, 0-100, starting at `initial`. Penalties are per event and scaled by the category's
+    weight; time restores `recovery_per_hour` points and each clean request `clean_request_bonus`."""
+
+    initial: float = Field(100.0, ge=0, le=100)
+    strict_below: float = Field(60.0, ge=0, le=100)
+    suspend_below: float = Field(30.0, ge=0, le=100)
+    suspension_minutes: int = Field(60, ge=1)
+    penalties: dict[Literal["block", "review", "review_rejected"], float] = Field(
+        default_factory=lambda: {"block": 10.0, "review": 2.0, "review_rejected": 15.0}
+    )
+    category_weights: dict[Category, float] = Field(
+        default_factory=lambda: {Category.SEXUAL_MINORS: 3.0, Category.WEAPONS_CBRN: 2.0}
+    )
+    recovery_per_hour: float = Field(2.0, ge=0)
+    clean_request_bonus: float = Field(0.2, ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReputationConfig:
+        if not self.suspend_below <= self.strict_below <= self.initial:
+            raise ValueError("reputation thresholds must satisfy suspend_below <= strict_below <= initial")
+        return self
+
+    def penalty(self, event: str, category: str | None) -> float:
+        weight = self.category_weights.get(category, 1.0) if category else 1.0
+        return self.penalties.get(event, 0.0) * weight
 
 
 class IncidentConfig(_Config):
@@ -62,9 +139,16 @@ class IngressConfig(_Config):
         },
         min_length=1,
     )
-    fail_modes: dict[Literal["intent_classifier", "moderator"], FailMode] = Field(
+    fail_modes: dict[Literal["intent_classifier", "moderator", "rate_limiter"], FailMode] = Field(
         default_factory=dict, description="Per safety layer; a layer not listed fails closed."
     )
+    tokenizer_path: str = Field(
+        "smollm2/hf",
+        description="Directory with the served model's tokenizer.json (relative to the models directory): "
+        "prompt and completion tokens for the token limits are counted with it.",
+    )
+    reputation: ReputationConfig = ReputationConfig()
+    safe_mode: bool = Field(False, description="Kill switch: decide every request on the strict policy.")
     timeouts: TimeoutConfig = TimeoutConfig()
     incidents: IncidentConfig = IncidentConfig()
     stream_moderation: StreamModerationConfig = StreamModerationConfig()

@@ -65,6 +65,27 @@ class PermissionDenied(SafeServeError):
     code = "permission_denied"
 
 
+class CapabilityNotAllowed(PermissionDenied):
+    code = "capability_not_allowed"
+
+
+class UserSuspended(PermissionDenied):
+    code = "user_suspended"
+
+
+class RateLimited(SafeServeError):
+    """A limit refused the request; `type` says which ("requests" or "tokens"), as OpenAI's body does."""
+
+    status_code = 429
+    error_type = "requests"
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceeded(RateLimited):
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class NotFound(SafeServeError):
     status_code = 404
     error_type = "invalid_request_error"

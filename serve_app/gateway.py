@@ -21,7 +21,10 @@ from serve_app.auth import KeyStore
 from serve_app.config import IngressConfig, Settings
 from serve_app.errors import ServiceUnavailable
 from serve_app.incidents import IncidentRecorder
+from serve_app.limits import RateLimiter
 from serve_app.metrics import INFRA_ERRORS
+from serve_app.reputation import ReputationStore
+from serve_app.tokens import TokenCounter
 
 logger = get_logger("gateway")
 
@@ -51,14 +54,17 @@ class Gateway:
         self.handles = handles
         self.settings = settings
         self.redis = connect(settings)
-        self.keys = KeyStore(self.redis)
+        self.keys = KeyStore(self.redis, settings.hash_secret())
         self.incidents = IncidentRecorder(self.redis)
+        self.limiter = RateLimiter(self.redis)
+        self.reputation = ReputationStore(self.redis)
         self.started_at = int(time.time())
         self.configure(config or IngressConfig())
 
     def configure(self, config: IngressConfig) -> None:
         """Swap the live policy in whole; requests in flight keep the objects they already read."""
         self.input_patterns = PatternSet(list(config.input_patterns), layer="input_patterns")
+        self.tokens = TokenCounter(config.tokenizer_path)
         self.config = config
 
     async def call(

@@ -25,3 +25,13 @@ INFRA_ERRORS = metrics.Counter(
     description="Faults of Redis or a deployment, and whether the request failed open or closed.",
     tag_keys=("component", "outcome"),
 )
+LIMIT_REFUSALS = metrics.Counter(
+    "safeserve_limit_refusals_total",
+    description="Requests refused before any model: rate limits, daily quota, suspension, capability gate.",
+    tag_keys=("limit",),
+)
+REPUTATION_CHANGES = metrics.Counter(
+    "safeserve_reputation_changes_total",
+    description="Reputation events by kind (block, review, review_rejected, suspended, reset, lift, suspend).",
+    tag_keys=("event",),
+)

@@ -7,9 +7,12 @@ cost a hop. Every non-allow decision is recorded as an incident, and review-band
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator
+
+from redis.exceptions import RedisError
 
 from classifiers.normalize import views
 from classifiers.redaction import redact
@@ -18,11 +21,13 @@ from classifiers.verdict import Action, Verdict, apply_redactions, strongest
 from deployments.generation import Completion, SamplingParams
 from deployments.logs import get_logger
 from deployments.review_store import ReviewRequest
+from serve_app.access import Access, settle
+from serve_app.capabilities import check_tools
 from serve_app.deps import RequestContext
 from serve_app.errors import PolicyViolation, SafeServeError, ServiceUnavailable, error_body
 from serve_app.gateway import Gateway
 from serve_app.incidents import incident_record
-from serve_app.metrics import DECISIONS, INFRA_ERRORS
+from serve_app.metrics import DECISIONS, INFRA_ERRORS, REPUTATION_CHANGES
 from serve_app.schemas.chat import (
     AssistantMessage,
     ChatCompletion,
@@ -31,11 +36,14 @@ from serve_app.schemas.chat import (
     Choice,
     ChunkChoice,
     Delta,
+    FunctionCall,
+    ToolCallOut,
     Usage,
 )
 from serve_app.streaming import StreamWindow
 
 logger = get_logger("pipeline")
+CAPABILITY_LAYER = "capability_gate"
 
 
 def untrusted_views(request: ChatCompletionRequest) -> list[list[str]]:
@@ -62,11 +70,43 @@ def sampling_params(gateway: Gateway, ctx: RequestContext, request: ChatCompleti
     )
 
 
+async def update_reputation(gateway: Gateway, ctx: RequestContext, verdict: Verdict, final: bool) -> None:
+    """Blocked and reviewed attempts lower the user's score; a clean answered request raises it a little.
+    Best effort: the decision is already made, so a Redis fault here is counted and logged, not raised."""
+    if ctx.key.role == "admin":
+        return
+    config = gateway.config.reputation
+    try:
+        if verdict.action is Action.ALLOW:
+            if final:
+                await gateway.reputation.reward_clean(ctx.key.user_id, config)
+            return
+        event = "block" if verdict.action is Action.BLOCK else "review"
+        reason = f"{verdict.layer} {verdict.action} {verdict.category} (request {ctx.request_id})"
+        standing = await gateway.reputation.penalize(
+            ctx.key.user_id, config, event, str(verdict.category), actor="system", reason=reason
+        )
+        REPUTATION_CHANGES.inc(tags={"event": event})
+        if standing.newly_suspended:
+            REPUTATION_CHANGES.inc(tags={"event": "suspended"})
+            logger.warning("user suspended by reputation after %s", reason)
+    except RedisError as exc:
+        INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "reputation_not_updated"})
+        logger.error("reputation update failed: %s", exc.__class__.__name__)
+
+
 async def report(
-    gateway: Gateway, ctx: RequestContext, verdict: Verdict, request_text: str, output: str | None = None
+    gateway: Gateway,
+    ctx: RequestContext,
+    access: Access,
+    verdict: Verdict,
+    request_text: str,
+    output: str | None = None,
 ) -> None:
     """Write the decision record: allow decisions to the log only; others (and redacted answers, whose
-    `reasons` say `redacted:<kind>`) also to the incident stream, with review-band items queued for a human."""
+    `reasons` say `redacted:<kind>`) also to the incident stream, with review-band items queued for a human.
+    The user's reputation follows the decision; the tier's `review_sample_rate` sends a share of allowed
+    answers to review as well."""
     redacted = verdict.action is Action.ALLOW and bool(verdict.redactions)
     if output is not None and verdict.action is Action.BLOCK:
         ctx.state.decision = "content_filter"
@@ -81,8 +121,11 @@ async def report(
         text=output if output is not None else request_text,
         config=gateway.config.incidents,
     )
+    await update_reputation(gateway, ctx, verdict, final=output is not None)
     if verdict.action is Action.ALLOW and not redacted:
         gateway.incidents.log(record)
+        if output is not None and random.random() < access.tier.review_sample_rate:
+            await enqueue_review(gateway, ctx, verdict, request_text, output, layer="sample")
         return
     category = verdict.redactions[0].category if redacted else verdict.category
     action = "redact" if redacted else verdict.action
@@ -93,12 +136,17 @@ async def report(
 
 
 async def enqueue_review(
-    gateway: Gateway, ctx: RequestContext, verdict: Verdict, request_text: str, output: str | None
+    gateway: Gateway,
+    ctx: RequestContext,
+    verdict: Verdict,
+    request_text: str,
+    output: str | None,
+    layer: str | None = None,
 ) -> None:
     item = ReviewRequest(
         request_id=ctx.request_id,
         user_id=ctx.key.user_id,
-        layer=verdict.layer,
+        layer=layer or verdict.layer,
         category=verdict.category,
         score=verdict.score,
         scores={str(c): round(s, 4) for c, s in verdict.scores.items()},
@@ -114,7 +162,7 @@ async def enqueue_review(
         INFRA_ERRORS.inc(tags={"component": "review_queue", "outcome": "review_not_queued"})
 
 
-async def screen_input(gateway: Gateway, ctx: RequestContext, turn_views: list[list[str]]) -> Verdict:
+async def screen_input(gateway: Gateway, ctx: RequestContext, access: Access, turn_views: list[list[str]]) -> Verdict:
     """Deny patterns in process over every view of every turn and over the joined conversation, then the
     IntentClassifier on the same; raises PolicyViolation on a block."""
     joined = request_text(turn_views)
@@ -124,11 +172,11 @@ async def screen_input(gateway: Gateway, ctx: RequestContext, turn_views: list[l
         with ctx.timer.stage("classify"):
             model_verdict = await gateway.safety_call(
                 "intent_classifier",
-                gateway.handles.intent.classify.remote(turn_views),
+                gateway.handles.intent.classify.remote(turn_views, access.strict),
                 gateway.config.timeouts.classify_s,
             )
         verdict = strongest([verdict, model_verdict], layer="input")
-    await report(gateway, ctx, verdict, joined)
+    await report(gateway, ctx, access, verdict, joined)
     if verdict.action is Action.BLOCK:
         raise PolicyViolation(
             f"This request was blocked by SafeServe's {verdict.layer} layer (category: {verdict.category}).",
@@ -138,11 +186,13 @@ async def screen_input(gateway: Gateway, ctx: RequestContext, turn_views: list[l
     return verdict
 
 
-async def moderate(gateway: Gateway, ctx: RequestContext, text: str, question: str = "") -> Verdict:
+async def moderate(gateway: Gateway, ctx: RequestContext, access: Access, text: str, question: str = "") -> Verdict:
     """The Moderator's verdict on `text`; `question` (what the text answers) lets it judge the answer in context."""
     with ctx.timer.stage("moderate"):
         return await gateway.safety_call(
-            "moderator", gateway.handles.moderator.moderate.remote(text, question), gateway.config.timeouts.moderate_s
+            "moderator",
+            gateway.handles.moderator.moderate.remote(text, question, access.strict),
+            gateway.config.timeouts.moderate_s,
         )
 
 
@@ -150,26 +200,63 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
+def gate_tool_calls(access: Access, completion: Completion) -> Verdict:
+    """Tool calls the model emitted pass the same gate as the tools a request offers: a call to a tool the
+    tier does not allow blocks the answer (it never reaches the client)."""
+    check = check_tools(access.tier, [call.name for call in completion.tool_calls])
+    if not check.forbidden:
+        return Verdict(layer=CAPABILITY_LAYER)
+    return Verdict(
+        layer=CAPABILITY_LAYER,
+        action=Action.BLOCK,
+        score=1.0,
+        reasons=tuple(f"tool_call_not_allowed:{name}" for name in check.forbidden),
+    )
+
+
 async def complete(
-    gateway: Gateway, ctx: RequestContext, request: ChatCompletionRequest, params: SamplingParams, request_text: str
+    gateway: Gateway,
+    ctx: RequestContext,
+    access: Access,
+    request: ChatCompletionRequest,
+    params: SamplingParams,
+    request_text: str,
 ) -> ChatCompletion:
     with ctx.timer.stage("generate"):
-        completion: Completion = await gateway.call(
-            "generator",
-            gateway.handles.generator.generate.remote(model_messages(request), params),
-            gateway.config.timeouts.generate_s,
-        )
-    verdict = await moderate(gateway, ctx, completion.text, request_text)
-    await report(gateway, ctx, verdict, request_text, output=completion.text)
+        try:
+            completion: Completion = await gateway.call(
+                "generator",
+                gateway.handles.generator.generate.remote(model_messages(request), params),
+                gateway.config.timeouts.generate_s,
+            )
+        except ServiceUnavailable:
+            await settle(gateway, ctx, access, 0)
+            raise
+    await settle(gateway, ctx, access, completion.prompt_tokens + completion.completion_tokens)
+    verdict = strongest(
+        [await moderate(gateway, ctx, access, completion.text, request_text), gate_tool_calls(access, completion)],
+        layer="moderator",
+    )
+    await report(gateway, ctx, access, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
     delivered = apply_redactions(completion.text, verdict.redactions)
+    tool_calls = (
+        None
+        if blocked or not completion.tool_calls
+        else [
+            ToolCallOut(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
+            for call in completion.tool_calls
+        ]
+    )
     return ChatCompletion(
         id=completion_id(),
         created=int(time.time()),
         model=request.model,
         choices=[
             Choice(
-                message=AssistantMessage(content=gateway.config.refusal_message if blocked else delivered),
+                message=AssistantMessage(
+                    content=gateway.config.refusal_message if blocked else delivered, tool_calls=tool_calls
+                ),
                 finish_reason="content_filter" if blocked else completion.finish_reason,
             )
         ],
@@ -186,7 +273,12 @@ def _sse(payload: dict | str) -> str:
 
 
 async def stream_completion(
-    gateway: Gateway, ctx: RequestContext, request: ChatCompletionRequest, params: SamplingParams, request_text: str
+    gateway: Gateway,
+    ctx: RequestContext,
+    access: Access,
+    request: ChatCompletionRequest,
+    params: SamplingParams,
+    request_text: str,
 ) -> AsyncIterator[str]:
     """SSE events of a moderated stream.
 
@@ -214,19 +306,19 @@ async def stream_completion(
             if unchecked < window.check_every_tokens:
                 continue
             unchecked = 0
-            verdict = await moderate(gateway, ctx, held.text, request_text)
+            verdict = await moderate(gateway, ctx, access, held.text, request_text)
             ready, verdict = held.release(verdict)
             if ready is None:
-                await report(gateway, ctx, verdict, request_text, output=held.text)
+                await report(gateway, ctx, access, verdict, request_text, output=held.text)
                 yield chunk(Delta(), "content_filter")
                 yield _sse("[DONE]")
                 return
             for text in ready:
                 yield chunk(Delta(content=text))
         text = held.text
-        verdict = await moderate(gateway, ctx, text, request_text)
+        verdict = await moderate(gateway, ctx, access, text, request_text)
         ready, verdict = held.release(verdict, final=True)
-        await report(gateway, ctx, verdict, request_text, output=text)
+        await report(gateway, ctx, access, verdict, request_text, output=text)
         if ready is None:
             yield chunk(Delta(), "content_filter")
         else:
@@ -242,4 +334,7 @@ async def stream_completion(
         yield _sse(error_body(message, "server_error", "generator_unavailable", request_id=ctx.request_id))
     finally:
         stream.cancel()
+        # Tokens actually spent: the prompt as counted at admission, and the pieces generated.
+        prompt_tokens = access.admission.reserved_tokens - params.max_tokens if access.admission else 0
+        await settle(gateway, ctx, access, prompt_tokens + held.pieces)
     yield _sse("[DONE]")

@@ -23,7 +23,9 @@ REVIEW_CANARY_RULE = {
 
 def session_app_config() -> dict:
     config = app_deploy_config()
-    deployment_config(config, "Ingress")["user_config"]["input_patterns"].append(REVIEW_CANARY_RULE)
+    ingress = deployment_config(config, "Ingress")
+    ingress["user_config"]["input_patterns"].append(REVIEW_CANARY_RULE)
+    ingress["num_replicas"] = 2  # limits, revocation and reputation must hold across ingress replicas
     return config
 
 

@@ -1,4 +1,4 @@
-"""Admin API for keys: create (the secret is shown once), list, revoke."""
+"""Admin API for keys: create (the secret is shown once), list, revoke, rotate."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ async def create_key(body: KeyCreate, gateway: GatewayDep, _: AdminKey) -> Creat
         raise InvalidRequest(
             f"Unknown tier '{body.tier}'; configured tiers: {known}.", param="tier", code="unknown_tier"
         )
-    return await gateway.keys.create(body.user_id, body.tier, body.role)
+    return await gateway.keys.create(body.user_id, body.tier, body.role, body.limits)
 
 
 @router.get("", response_model=list[ApiKeyInfo])
@@ -32,3 +32,12 @@ async def revoke_key(key_id: str, gateway: GatewayDep, _: AdminKey) -> ApiKeyInf
     if revoked is None:
         raise NotFound(f"No API key with id '{key_id}'.")
     return revoked
+
+
+@router.post("/{key_id}/rotate", response_model=CreatedKey)
+async def rotate_key(key_id: str, gateway: GatewayDep, _: AdminKey) -> CreatedKey:
+    """A new secret for the same key id and settings; the old secret is refused from the next request on."""
+    rotated = await gateway.keys.rotate(key_id)
+    if rotated is None:
+        raise NotFound(f"No active API key with id '{key_id}'.")
+    return rotated

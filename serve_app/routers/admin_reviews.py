@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from deployments.review_store import Decision, ReviewAlreadyDecided, ReviewItem, ReviewNotFound
 from serve_app.deps import GatewayDep, ReviewerKey
 from serve_app.errors import Conflict, NotFound
+from serve_app.metrics import REPUTATION_CHANGES
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 StatusFilter = Literal["pending", "escalated", "approved", "rejected", "all"]
@@ -42,8 +43,9 @@ async def get_review(item_id: str, gateway: GatewayDep, _: ReviewerKey) -> Revie
 
 @router.post("/reviews/{item_id}/decision", response_model=ReviewItem)
 async def decide_review(item_id: str, body: Decision, gateway: GatewayDep, reviewer: ReviewerKey) -> ReviewItem:
+    """Decide an item; a rejection lowers the reputation of the user whose request or answer it was."""
     try:
-        return await gateway.call(
+        item = await gateway.call(
             "review_queue",
             gateway.handles.reviews.decide.remote(item_id, body, reviewer.user_id),
             gateway.config.timeouts.review_s,
@@ -53,6 +55,17 @@ async def decide_review(item_id: str, body: Decision, gateway: GatewayDep, revie
         raise NotFound(f"No review item '{item_id}'.") from exc
     except ReviewAlreadyDecided as exc:
         raise Conflict(f"Review item '{item_id}' has already been decided.") from exc
+    if item.status == "rejected":
+        await gateway.reputation.penalize(
+            item.user_id,
+            gateway.config.reputation,
+            "review_rejected",
+            item.category,
+            actor=reviewer.user_id,
+            reason=f"review {item.id} rejected: {body.note}"[:500],
+        )
+        REPUTATION_CHANGES.inc(tags={"event": "review_rejected"})
+    return item
 
 
 @router.get("/audit", response_model=list[dict[str, str]])

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from serve_app import pipeline
+from serve_app.access import admit, settle
 from serve_app.deps import Context, GatewayDep
-from serve_app.errors import InvalidRequest, ModelNotFound
+from serve_app.errors import InvalidRequest, ModelNotFound, SafeServeError
 from serve_app.schemas.chat import ChatCompletion, ChatCompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -33,16 +34,23 @@ async def create_chat_completion(
             param="messages",
             code="context_length_exceeded",
         )
-    turn_views = pipeline.untrusted_views(body)
-    await pipeline.screen_input(gateway, ctx, turn_views)
     params = pipeline.sampling_params(gateway, ctx, body)
+    access = await admit(gateway, ctx, [m.text for m in body.messages], params.max_tokens, body.tool_names())
+    turn_views = pipeline.untrusted_views(body)
+    try:
+        await pipeline.screen_input(gateway, ctx, access, turn_views)
+    except SafeServeError as exc:
+        await settle(gateway, ctx, access, 0)  # nothing was generated: give the reserved tokens back
+        exc.headers = {**access.headers(), **(exc.headers or {})}
+        raise
     request_text = pipeline.request_text(turn_views)
     if body.stream:
         return StreamingResponse(
-            pipeline.stream_completion(gateway, ctx, body, params, request_text),
+            pipeline.stream_completion(gateway, ctx, access, body, params, request_text),
             media_type="text/event-stream",
-            headers={"Server-Timing": ctx.timer.header(), "Cache-Control": "no-cache"},
+            headers={"Server-Timing": ctx.timer.header(), "Cache-Control": "no-cache", **access.headers()},
         )
-    completion = await pipeline.complete(gateway, ctx, body, params, request_text)
+    completion = await pipeline.complete(gateway, ctx, access, body, params, request_text)
     response.headers["Server-Timing"] = ctx.timer.header()
+    response.headers.update(access.headers())
     return completion

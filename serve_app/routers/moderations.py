@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from classifiers.taxonomy import OPENAI_MODERATION, OPENAI_MODERATION_CATEGORIES, openai_scores
 from classifiers.verdict import Action
 from serve_app import pipeline
+from serve_app.access import admit
 from serve_app.deps import Context, GatewayDep
 from serve_app.errors import InvalidRequest
 from serve_app.schemas.moderation import ModerationRequest, ModerationResponse, ModerationResult
@@ -20,7 +21,9 @@ MAX_INPUTS = 32
 
 
 @router.post("/moderations", response_model=ModerationResponse)
-async def create_moderation(body: ModerationRequest, gateway: GatewayDep, ctx: Context) -> ModerationResponse:
+async def create_moderation(
+    body: ModerationRequest, gateway: GatewayDep, ctx: Context, response: Response
+) -> ModerationResponse:
     texts = body.texts()
     if len(texts) > MAX_INPUTS:
         raise InvalidRequest(f"At most {MAX_INPUTS} inputs per request.", param="input")
@@ -31,7 +34,9 @@ async def create_moderation(body: ModerationRequest, gateway: GatewayDep, ctx: C
             param="input",
             code="context_length_exceeded",
         )
-    verdicts = await asyncio.gather(*(pipeline.moderate(gateway, ctx, text) for text in texts))
+    access = await admit(gateway, ctx, texts, max_tokens=0)
+    response.headers.update(access.headers())
+    verdicts = await asyncio.gather(*(pipeline.moderate(gateway, ctx, access, text) for text in texts))
     results = []
     for verdict in verdicts:
         flagged_names = {name for category in verdict.flagged for name in OPENAI_MODERATION.get(category, ())}

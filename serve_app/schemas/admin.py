@@ -1,20 +1,24 @@
-"""Admin API bodies: API keys."""
+"""Admin API bodies: API keys and users."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from serve_app.config import Limits
 
 Role = Literal["user", "reviewer", "admin"]
+UserId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@:-]+$")
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@:-]+$")
+    user_id: str = UserId
     tier: str = Field(min_length=1)
     role: Role = "user"
+    limits: Limits | None = Field(None, description="Overrides of the tier's limits for this key, field by field.")
 
 
 class ApiKeyInfo(BaseModel):
@@ -23,8 +27,34 @@ class ApiKeyInfo(BaseModel):
     tier: str
     role: Role
     created_at: float
+    limits: Limits | None = None
     revoked: bool = False
+    rotated_at: float | None = None
+
+    @computed_field
+    @property
+    def prefix(self) -> str:
+        """How the key starts: enough to recognise it, useless to use it."""
+        return f"ss-{self.id}-"
 
 
 class CreatedKey(ApiKeyInfo):
     key: str = Field(description="The secret; shown only in this response.")
+
+
+class Reputation(BaseModel):
+    user_id: str
+    score: float
+    policy: Literal["standard", "strict", "suspended"]
+    suspended_until: float | None = None
+    updated_at: float
+
+
+class UserAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500, description="Why: written to the audit log.")
+
+
+class Suspension(UserAction):
+    minutes: int = Field(60, ge=1, le=60 * 24 * 365)

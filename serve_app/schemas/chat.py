@@ -31,6 +31,24 @@ class ChatMessage(BaseModel):
         return "\n".join(part.text for part in self.content)
 
 
+class FunctionSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class Tool(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
@@ -50,6 +68,8 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     seed: int | None = None
     user: str | None = None
+    tools: list[Tool] | None = Field(None, max_length=128)
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
 
     @field_validator("messages")
     @classmethod
@@ -65,19 +85,40 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("the last message must not be from the assistant")
         return self
 
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> ChatCompletionRequest:
+        if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in self.tool_names():
+            raise ValueError(f"tool_choice names '{self.tool_choice.function.name}', which is not in tools")
+        return self
+
+    def tool_names(self) -> list[str]:
+        return [tool.function.name for tool in self.tools or []]
+
     def requested_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str
+
+
+class ToolCallOut(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class Choice(BaseModel):
     index: int = 0
     message: AssistantMessage
-    finish_reason: Literal["stop", "length", "content_filter"]
+    finish_reason: Literal["stop", "length", "content_filter", "tool_calls"]
 
 
 class Usage(BaseModel):

@@ -8,16 +8,34 @@ SERVED_MODEL = "safeserve-smollm2"
 
 
 def create_key(
-    base_url: str, admin_key: str, tier: str = "standard", role: str = "user", user_id: str = "alice"
+    base_url: str,
+    admin_key: str,
+    tier: str = "standard",
+    role: str = "user",
+    user_id: str = "alice",
+    limits: dict | None = None,
 ) -> dict:
     response = httpx.post(
         f"{base_url}/admin/keys",
-        json={"user_id": user_id, "tier": tier, "role": role},
+        json={"user_id": user_id, "tier": tier, "role": role, "limits": limits},
         headers={"Authorization": f"Bearer {admin_key}"},
         timeout=30,
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+@pytest.fixture(autouse=True)
+def _alice_in_good_standing(base_url: str, admin_key: str) -> None:
+    """Tests send blocked prompts as alice on purpose; her reputation starts every test whole again, so one
+    test's blocks cannot put the next on the strict policy or suspend her."""
+    response = httpx.post(
+        f"{base_url}/admin/users/alice/reset",
+        json={"reason": "test isolation"},
+        headers={"Authorization": f"Bearer {admin_key}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Redis down: authentication fails closed with a clear 503, readiness says why, and both recover by themselves."""
+"""Redis down: authentication and rate limiting fail closed with a clear 503, readiness says why, and all recover
+by themselves."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def test_redis_outage_fails_closed_and_recovers(base_url: str, admin_key: str, r
         assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "unavailable"
         listed = httpx.get(f"{base_url}/admin/keys", headers={"Authorization": f"Bearer {admin_key}"}, timeout=30)
         assert listed.status_code == 503 and listed.json()["error"]["code"] == "storage_unavailable"
+        # The admin key needs no Redis to authenticate; the rate limiter does, and fails closed by default.
+        limited = httpx.post(
+            f"{base_url}/v1/chat/completions",
+            json={"model": "safeserve-smollm2", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1},
+            headers={"Authorization": f"Bearer {admin_key}"},
+            timeout=30,
+        )
+        assert limited.status_code == 503 and limited.json()["error"]["code"] == "rate_limiter_unavailable"
     finally:
         redis_server.start()
 

@@ -1,0 +1,175 @@
+"""Per-user reputation in Redis: penalties for blocked attempts and rejected reviews, recovery with time and
+clean traffic, the strict policy below one threshold and a temporary suspension below another.
+
+One hash per user (`safeserve:reputation:<user>`: score, updated_at, suspended_until). Time recovery is
+applied lazily, on the next read or write, so nothing has to run in the background. Every change is one
+server-side script, so concurrent requests on several ingress replicas cannot lose an update; penalties,
+suspensions and admin actions append their before/after to the audit stream in the same script. (The small
+bonus of a clean request is not audited one by one: it would write an audit entry per request.)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from deployments.review_store import AUDIT_STREAM
+from serve_app.config import ReputationConfig
+from serve_app.schemas.admin import Reputation
+
+KEY = "safeserve:reputation:{}"
+USERS = "safeserve:reputation:users"
+
+# KEYS: reputation hash, audit stream, users set. ARGV: now (s), initial, recovery per hour, suspend_below,
+# suspension seconds, delta, floor (-1: none), set (-1: none), suspension op ("keep", "clear" or an epoch),
+# audit (1/0), actor, action, reason.
+_UPDATE = """
+local now = tonumber(ARGV[1])
+local initial = tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'score', 'updated_at', 'suspended_until')
+local score = tonumber(h[1]) or initial
+local updated = tonumber(h[2]) or now
+local suspended = tonumber(h[3]) or 0
+if score < initial then
+  score = math.min(initial, score + (now - updated) / 3600 * tonumber(ARGV[3]))
+end
+local before_score, before_suspended = score, suspended
+if tonumber(ARGV[8]) >= 0 then score = tonumber(ARGV[8]) end
+local delta = tonumber(ARGV[6])
+score = math.max(0, math.min(math.max(initial, score), score + delta))
+if tonumber(ARGV[7]) >= 0 then score = math.max(score, tonumber(ARGV[7])) end
+if ARGV[9] == 'clear' then suspended = 0 elseif ARGV[9] ~= 'keep' then suspended = tonumber(ARGV[9]) end
+if delta < 0 and score < tonumber(ARGV[4]) and suspended <= now then suspended = now + tonumber(ARGV[5]) end
+redis.call('HSET', KEYS[1], 'score', tostring(score), 'updated_at', tostring(now),
+  'suspended_until', tostring(suspended))
+redis.call('SADD', KEYS[3], ARGV[14])
+if ARGV[10] == '1' then
+  redis.call('XADD', KEYS[2], '*', 'actor', ARGV[11], 'action', ARGV[12], 'target', 'user:' .. ARGV[14],
+    'reason', ARGV[13], 'ts', tostring(now),
+    'before', cjson.encode({score = before_score, suspended_until = before_suspended}),
+    'after', cjson.encode({score = score, suspended_until = suspended}))
+end
+return {tostring(score), tostring(suspended), tostring(before_suspended)}
+"""
+
+
+@dataclass(frozen=True)
+class Standing:
+    score: float
+    suspended_until: float | None
+    newly_suspended: bool = False  # this change is what suspended the user
+
+    def policy(self, config: ReputationConfig, now: float) -> str:
+        if self.suspended_until and self.suspended_until > now:
+            return "suspended"
+        return "strict" if self.score < config.strict_below else "standard"
+
+
+class ReputationStore:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._update = redis.register_script(_UPDATE)
+
+    async def standing(self, user_id: str, config: ReputationConfig) -> Standing:
+        """The user's score now (time recovery applied, nothing written)."""
+        raw_score, raw_updated, raw_until = await self.redis.hmget(
+            KEY.format(user_id), "score", "updated_at", "suspended_until"
+        )
+        now = time.time()
+        score = float(raw_score) if raw_score is not None else config.initial
+        if score < config.initial and raw_updated is not None:
+            score = min(config.initial, score + (now - float(raw_updated)) / 3600 * config.recovery_per_hour)
+        until = float(raw_until) if raw_until else 0.0
+        return Standing(score, until or None)
+
+    async def view(self, user_id: str, config: ReputationConfig) -> Reputation:
+        standing = await self.standing(user_id, config)
+        now = time.time()
+        return Reputation(
+            user_id=user_id,
+            score=round(standing.score, 3),
+            policy=standing.policy(config, now),
+            suspended_until=standing.suspended_until if standing.policy(config, now) == "suspended" else None,
+            updated_at=now,
+        )
+
+    async def _change(
+        self,
+        user_id: str,
+        config: ReputationConfig,
+        *,
+        actor: str,
+        action: str,
+        reason: str,
+        delta: float = 0.0,
+        floor: float = -1.0,
+        set_to: float = -1.0,
+        suspension: str = "keep",
+        audit: bool = True,
+    ) -> Standing:
+        args = [
+            f"{time.time():.3f}",
+            config.initial,
+            config.recovery_per_hour,
+            config.suspend_below,
+            config.suspension_minutes * 60,
+            delta,
+            floor,
+            set_to,
+            suspension,
+            "1" if audit else "0",
+            actor,
+            action,
+            reason,
+            user_id,
+        ]
+        score, until, until_before = await self._update(keys=[KEY.format(user_id), AUDIT_STREAM, USERS], args=args)
+        now = time.time()
+        newly = float(until) > now and float(until) != float(until_before)
+        return Standing(float(score), float(until) or None, newly_suspended=newly)
+
+    async def penalize(
+        self, user_id: str, config: ReputationConfig, event: str, category: str | None, actor: str, reason: str
+    ) -> Standing:
+        """Lower the score by the event's penalty for the category; a drop below `suspend_below` suspends."""
+        penalty = config.penalty(event, category)
+        return await self._change(
+            user_id, config, actor=actor, action=f"reputation.{event}", reason=reason, delta=-penalty
+        )
+
+    async def reward_clean(self, user_id: str, config: ReputationConfig) -> None:
+        if config.clean_request_bonus > 0:
+            await self._change(
+                user_id,
+                config,
+                actor="system",
+                action="reputation.clean",
+                reason="",
+                delta=config.clean_request_bonus,
+                audit=False,
+            )
+
+    async def reset(self, user_id: str, config: ReputationConfig, actor: str, reason: str) -> Standing:
+        return await self._change(
+            user_id, config, actor=actor, action="user.reset", reason=reason, set_to=config.initial, suspension="clear"
+        )
+
+    async def suspend(self, user_id: str, config: ReputationConfig, minutes: int, actor: str, reason: str) -> Standing:
+        until = time.time() + minutes * 60
+        return await self._change(
+            user_id, config, actor=actor, action="user.suspend", reason=reason, suspension=f"{until:.3f}"
+        )
+
+    async def lift(self, user_id: str, config: ReputationConfig, actor: str, reason: str) -> Standing:
+        """End a suspension; the user comes back on probation, at `suspend_below` at least (strict policy)."""
+        return await self._change(
+            user_id,
+            config,
+            actor=actor,
+            action="user.lift",
+            reason=reason,
+            floor=config.suspend_below,
+            suspension="clear",
+        )

@@ -1,0 +1,74 @@
+"""The capability gate: tools by name or pattern, risk levels, and the config rules around them."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from serve_app.capabilities import check_tools, tool_risk
+from serve_app.config import IngressConfig, TierConfig, ToolRule
+from serve_app.serve_config import check_file
+from tests.support import ROOT
+
+TIER = TierConfig(
+    trusted=True,
+    tools=(
+        ToolRule(pattern="get_weather"),
+        ToolRule(pattern="search_*", risk="medium"),
+        ToolRule(pattern="run_code", risk="high"),
+    ),
+)
+
+
+def test_names_and_patterns_give_the_risk() -> None:
+    assert tool_risk(TIER, "get_weather") == "low"
+    assert tool_risk(TIER, "search_web") == "medium"
+    assert tool_risk(TIER, "run_code") == "high"
+    assert tool_risk(TIER, "search") is None  # the pattern needs the underscore
+    assert tool_risk(TIER, "GET_WEATHER") is None  # names are case-sensitive, as function names are
+
+
+def test_any_tool_not_listed_is_forbidden() -> None:
+    check = check_tools(TIER, ["get_weather", "delete_files", "search_web"])
+    assert check.forbidden == ("delete_files",)
+    assert check.highest_risk == "medium" and not check.needs_strict_policy
+    assert check_tools(TIER, ["get_weather", "run_code"]).needs_strict_policy
+
+
+def test_a_tier_without_tools_allows_none() -> None:
+    assert check_tools(TierConfig(), ["get_weather"]).forbidden == ("get_weather",)
+
+
+def test_high_risk_tools_need_a_trusted_tier() -> None:
+    with pytest.raises(ValidationError, match="trusted: true"):
+        TierConfig(tools=(ToolRule(pattern="run_code", risk="high"),))
+
+
+@pytest.mark.parametrize("name", ["local.yaml", "production.yaml"])
+def test_the_shipped_free_tier_allows_no_tool(name: str) -> None:
+    ingress = check_file(ROOT / "configs" / name).ingress
+    assert isinstance(ingress, IngressConfig)
+    assert ingress.tiers["free"].tools == ()
+    assert all(rule.risk != "high" for tier in ingress.tiers.values() if not tier.trusted for rule in tier.tools)
+
+
+def test_tool_calls_the_model_emits_pass_the_same_gate() -> None:
+    from classifiers.verdict import Action
+    from deployments.generation import Completion, ToolCall
+    from serve_app.access import Access
+    from serve_app.config import Limits
+    from serve_app.pipeline import gate_tool_calls
+
+    access = Access(
+        tier=TierConfig(tools=(ToolRule(pattern="get_weather"),)), limits=Limits(), strict=False, admission=None
+    )
+
+    def completion(*names: str) -> Completion:
+        calls = tuple(ToolCall(id=f"call_{i}", name=name, arguments="{}") for i, name in enumerate(names))
+        return Completion("", 10, 5, "tool_calls", tool_calls=calls)
+
+    assert gate_tool_calls(access, completion()).action is Action.ALLOW
+    assert gate_tool_calls(access, completion("get_weather")).action is Action.ALLOW
+    blocked = gate_tool_calls(access, completion("get_weather", "delete_files"))
+    assert blocked.action is Action.BLOCK and blocked.layer == "capability_gate"
+    assert blocked.reasons == ("tool_call_not_allowed:delete_files",)
