@@ -39,7 +39,8 @@ config-check: install
 run: install system-deps models config-check
 	@scripts/run.sh
 
-test: install system-deps models
+test: install models
+	@scripts/system_deps.sh --test
 	@scripts/test.sh
 
 lint: install

@@ -112,6 +112,12 @@ class ModeratorConfig(_Config):
 class ReviewQueueConfig(_Config):
     sla_seconds: int = Field(3600, ge=1, description="Deadline for a human decision, from when an item is queued.")
     excerpt_chars: int = Field(500, ge=0, le=10_000)
+    claim_timeout_s: float = Field(900, gt=0, description="A claim not decided within this returns to the queue.")
+    sweep_interval_s: float = Field(5.0, gt=0, description="How often expired claims and the spool are looked at.")
+    spool_path: str = Field(
+        "spool/reviews.jsonl",
+        description="Where items go while Redis is unreachable (relative to SAFESERVE_HOME); replayed once it returns.",
+    )
 
 
 class RuntimeSettings(BaseSettings):

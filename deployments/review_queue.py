@@ -1,35 +1,129 @@
-"""ReviewQueue deployment: owns the Redis-backed review queue for the whole application."""
+"""ReviewQueue deployment: owns the Redis-backed review queue for the whole application.
+
+Besides answering calls it runs one background sweep per replica (every `sweep_interval_s`): claims whose time
+is up go back to the queue, items spooled during a Redis outage are replayed, and the queue gauges are set.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+from ray.serve import metrics
+from redis.exceptions import RedisError
+
+from classifiers.paths import home_dir
 from deployments.config import ReviewQueueConfig, RuntimeSettings
+from deployments.logs import get_logger
 from deployments.redis_client import connect
+from deployments.review_spool import ReviewSpool
 from deployments.review_store import Decision, ReviewItem, ReviewRequest, ReviewStore
+
+logger = get_logger("review_queue")
+QUEUE_DEPTH = metrics.Gauge("safeserve_review_queue_depth", description="Open review items (pending, claimed).")
+OLDEST_PENDING = metrics.Gauge(
+    "safeserve_review_oldest_pending_age_seconds", description="Age of the oldest open review item."
+)
+SLA_MISSES_OPEN = metrics.Gauge("safeserve_review_sla_misses_open", description="Open items past their SLA deadline.")
+SLA_MISSES = metrics.Counter("safeserve_review_sla_misses_total", description="Items decided after their SLA deadline.")
+DECISIONS = metrics.Counter(
+    "safeserve_review_decisions_total", description="Review decisions by outcome.", tag_keys=("decision",)
+)
+TIME_TO_DECISION = metrics.Histogram(
+    "safeserve_review_time_to_decision_seconds",
+    description="From queued to decided.",
+    boundaries=[60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400],
+)
+SPOOL = metrics.Counter(
+    "safeserve_review_spool_total",
+    description="Items written to the local spool while Redis was unreachable, and replayed.",
+    tag_keys=("event",),
+)
 
 
 class ReviewQueue:
     def __init__(self) -> None:
         self._redis = connect(RuntimeSettings())
         self._store: ReviewStore | None = None
+        self._spool: ReviewSpool | None = None
+        self._sweeper: asyncio.Task | None = None
+        self.config: ReviewQueueConfig | None = None
 
     def reconfigure(self, user_config: dict) -> None:
         config = ReviewQueueConfig.model_validate(user_config)
-        self._store = ReviewStore(self._redis, config.sla_seconds, config.excerpt_chars)
+        self._store = ReviewStore(self._redis, config.sla_seconds, config.excerpt_chars, config.claim_timeout_s)
+        self._spool = ReviewSpool(home_dir() / config.spool_path)
+        self.config = config
+
+    def _ensure_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sweep_interval_s)
+            try:
+                await self.sweep()
+            except RedisError as exc:
+                logger.warning("review sweep: Redis unavailable (%s)", exc.__class__.__name__)
+            except Exception:
+                logger.exception("review sweep failed")
+
+    async def sweep(self) -> dict[str, int]:
+        """Release expired claims, replay the spool, refresh the gauges."""
+        replayed = await self._spool.replay(self._store.put)
+        if replayed:
+            SPOOL.inc(replayed, tags={"event": "replayed"})
+            logger.info("replayed %d spooled review items", replayed)
+        released = await self._store.expire_claims()
+        stats = await self._store.stats()
+        QUEUE_DEPTH.set(stats["queue_depth"])
+        OLDEST_PENDING.set(stats["oldest_pending_age_s"])
+        SLA_MISSES_OPEN.set(stats["sla_misses_open"])
+        return {"replayed": replayed, "released": len(released)}
 
     async def enqueue(self, request: ReviewRequest) -> ReviewItem:
-        return await self._store.enqueue(request)
+        """Queue an item; while Redis is unreachable it goes to the local spool (replayed when Redis returns),
+        so an accepted item is never lost."""
+        self._ensure_sweeper()
+        item = self._store.new_item(request)
+        try:
+            await self._store.put(item)
+        except RedisError as exc:
+            await self._spool.append(item)
+            SPOOL.inc(tags={"event": "spooled"})
+            logger.warning("Redis unavailable (%s): review item %s spooled", exc.__class__.__name__, item.id)
+        return item
 
     async def get(self, item_id: str) -> ReviewItem:
+        self._ensure_sweeper()
         return await self._store.get(item_id)
 
     async def list(self, status: str | None, limit: int) -> list[ReviewItem]:
-        return await self._store.list(status, limit)
+        self._ensure_sweeper()
+        return [item.public() for item in await self._store.list(status, limit)]
+
+    async def claim(self, reviewer: str) -> ReviewItem | None:
+        self._ensure_sweeper()
+        item = await self._store.claim(reviewer)
+        return item.public() if item else None
 
     async def decide(self, item_id: str, decision: Decision, reviewer: str) -> ReviewItem:
-        return await self._store.decide(item_id, decision, reviewer)
+        self._ensure_sweeper()
+        item = await self._store.decide(item_id, decision, reviewer)
+        DECISIONS.inc(tags={"decision": decision.decision})
+        if item.status in ("approved", "rejected"):
+            TIME_TO_DECISION.observe(time.time() - item.created_at)
+            if time.time() > item.sla_deadline:
+                SLA_MISSES.inc()
+        return item
 
-    async def audit(self, count: int) -> list[dict[str, str]]:
-        return await self._store.audit(count)
+    async def audit(self, count: int, target: str | None = None) -> list[dict[str, str]]:
+        return await self._store.audit(count, target)
+
+    async def stats(self) -> dict[str, float]:
+        return {**await self._store.stats(), "spooled": self._spool.pending()}
 
     async def ready(self) -> bool:
+        self._ensure_sweeper()
         return bool(await self._redis.ping())

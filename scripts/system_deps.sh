@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages SafeServe needs (redis-server) when they are missing.
+# Installs the Debian packages SafeServe needs when they are missing: redis-server; with --test also chromium,
+# which the console's browser test drives headless through Playwright (no browser download at run time).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+if [ "${1:-}" = "--test" ]; then
+  command -v chromium >/dev/null || missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${missing[*]}"
 sudo=""

@@ -16,6 +16,7 @@ import time
 
 import redis.asyncio as aioredis
 
+from deployments.audit import AUDIT_STREAM, audit_fields
 from serve_app.config import Limits
 from serve_app.schemas.admin import ApiKeyInfo, CreatedKey, Role
 
@@ -36,7 +37,9 @@ class KeyStore:
     def hash_key(self, key: str) -> str:
         return hmac.new(self._hash_secret, key.encode(), hashlib.sha256).hexdigest()
 
-    async def create(self, user_id: str, tier: str, role: Role, limits: Limits | None = None) -> CreatedKey:
+    async def create(
+        self, user_id: str, tier: str, role: Role, limits: Limits | None = None, actor: str = "admin"
+    ) -> CreatedKey:
         key_id = secrets.token_hex(6)
         key = new_secret_key(key_id)
         info = ApiKeyInfo(id=key_id, user_id=user_id, tier=tier, role=role, limits=limits, created_at=time.time())
@@ -45,6 +48,7 @@ class KeyStore:
             pipe.set(KEY_BY_HASH.format(digest), info.model_dump_json())
             pipe.set(HASH_BY_ID.format(key_id), digest)
             pipe.zadd(KEY_IDS, {key_id: info.created_at})
+            pipe.xadd(AUDIT_STREAM, audit_fields(actor, "key.create", f"key:{key_id}", after=_public(info)))
             await pipe.execute()
         return CreatedKey(**info.model_dump(exclude={"prefix"}), key=key)
 
@@ -66,16 +70,19 @@ class KeyStore:
         raws = await self.redis.mget([KEY_BY_HASH.format(d) for d in digests if d]) if digests else []
         return [ApiKeyInfo.model_validate_json(raw) for raw in raws if raw]
 
-    async def revoke(self, key_id: str) -> ApiKeyInfo | None:
+    async def revoke(self, key_id: str, actor: str = "admin") -> ApiKeyInfo | None:
         info = await self.get(key_id)
         if info is None:
             return None
         revoked = info.model_copy(update={"revoked": True})
         digest = await self.redis.get(HASH_BY_ID.format(key_id))
-        await self.redis.set(KEY_BY_HASH.format(digest), revoked.model_dump_json())
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(KEY_BY_HASH.format(digest), revoked.model_dump_json())
+            pipe.xadd(AUDIT_STREAM, audit_fields(actor, "key.revoke", f"key:{key_id}", _public(info), _public(revoked)))
+            await pipe.execute()
         return revoked
 
-    async def rotate(self, key_id: str) -> CreatedKey | None:
+    async def rotate(self, key_id: str, actor: str = "admin") -> CreatedKey | None:
         """A new secret for the same id, user, tier, role and limits; the old secret stops working at once."""
         info = await self.get(key_id)
         if info is None or info.revoked:
@@ -87,5 +94,11 @@ class KeyStore:
             pipe.delete(KEY_BY_HASH.format(old_digest))
             pipe.set(KEY_BY_HASH.format(new_digest), rotated.model_dump_json())
             pipe.set(HASH_BY_ID.format(key_id), new_digest)
+            pipe.xadd(AUDIT_STREAM, audit_fields(actor, "key.rotate", f"key:{key_id}", _public(info), _public(rotated)))
             await pipe.execute()
         return CreatedKey(**rotated.model_dump(exclude={"prefix"}), key=key)
+
+
+def _public(info: ApiKeyInfo) -> dict:
+    """What the audit trail keeps of a key: never a secret or a hash."""
+    return info.model_dump(mode="json", include={"user_id", "tier", "role", "limits", "revoked"})

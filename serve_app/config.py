@@ -149,9 +149,18 @@ class IngressConfig(_Config):
     )
     reputation: ReputationConfig = ReputationConfig()
     safe_mode: bool = Field(False, description="Kill switch: decide every request on the strict policy.")
+    review_modes: dict[Category, Literal["async", "hold"]] = Field(
+        default_factory=dict,
+        description="Per category: `async` delivers the answer and reviews it afterwards, `hold` withholds it "
+        "until a reviewer approves; categories not listed use default_review_mode.",
+    )
+    default_review_mode: Literal["async", "hold"] = "async"
     timeouts: TimeoutConfig = TimeoutConfig()
     incidents: IncidentConfig = IncidentConfig()
     stream_moderation: StreamModerationConfig = StreamModerationConfig()
+
+    def review_mode(self, category: Category | None) -> Literal["async", "hold"]:
+        return self.review_modes.get(category, self.default_review_mode) if category else self.default_review_mode
 
     def fail_mode(self, layer: str) -> FailMode:
         return self.fail_modes.get(layer, "fail_closed")

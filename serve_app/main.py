@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from serve_app.console.router import router as console_router
 from serve_app.errors import install_error_handlers
 from serve_app.gateway import Gateway
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routers import admin_keys, admin_reviews, admin_users, chat, health, models, moderations
+from serve_app.routers import admin_keys, admin_reviews, admin_users, chat, health, models, moderations, reviews
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -19,6 +20,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    for module in (chat, moderations, models, health, admin_keys, admin_users, admin_reviews):
+    for module in (chat, moderations, reviews, models, health, admin_keys, admin_users, admin_reviews):
         app.include_router(module.router)
+    app.include_router(console_router)
     return app

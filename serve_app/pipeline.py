@@ -104,7 +104,8 @@ async def report(
     output: str | None = None,
 ) -> None:
     """Write the decision record: allow decisions to the log only; others (and redacted answers, whose
-    `reasons` say `redacted:<kind>`) also to the incident stream, with review-band items queued for a human.
+    `reasons` say `redacted:<kind>`) also to the incident stream, with review-band items in an `async`
+    category queued for a human (a `hold` category's item is queued by the caller, with the withheld answer).
     The user's reputation follows the decision; the tier's `review_sample_rate` sends a share of allowed
     answers to review as well."""
     redacted = verdict.action is Action.ALLOW and bool(verdict.redactions)
@@ -131,8 +132,33 @@ async def report(
     action = "redact" if redacted else verdict.action
     DECISIONS.inc(tags={"layer": verdict.layer, "category": str(category), "action": action})
     await gateway.incidents.record(record, gateway.config.incidents)
-    if verdict.action is Action.REVIEW:
+    if verdict.action is Action.REVIEW and not holds(gateway, verdict):
         await enqueue_review(gateway, ctx, verdict, request_text, output)
+
+
+def holds(gateway: Gateway, verdict: Verdict | None) -> bool:
+    """Whether this verdict withholds the answer until a reviewer approves it (`hold` mode of its category)."""
+    return (
+        verdict is not None
+        and verdict.action is Action.REVIEW
+        and gateway.config.review_mode(verdict.category) == "hold"
+    )
+
+
+def _review_request(
+    ctx: RequestContext, verdict: Verdict, request_text: str, output: str | None, layer: str | None = None
+) -> ReviewRequest:
+    return ReviewRequest(
+        request_id=ctx.request_id,
+        user_id=ctx.key.user_id,
+        key_id=ctx.key.id,
+        layer=layer or verdict.layer,
+        category=verdict.category,
+        score=verdict.score,
+        scores={str(c): round(s, 4) for c, s in verdict.scores.items()},
+        request_excerpt=redact(request_text),
+        output_excerpt=None if output is None else redact(output),
+    )
 
 
 async def enqueue_review(
@@ -143,16 +169,7 @@ async def enqueue_review(
     output: str | None,
     layer: str | None = None,
 ) -> None:
-    item = ReviewRequest(
-        request_id=ctx.request_id,
-        user_id=ctx.key.user_id,
-        layer=layer or verdict.layer,
-        category=verdict.category,
-        score=verdict.score,
-        scores={str(c): round(s, 4) for c, s in verdict.scores.items()},
-        request_excerpt=redact(request_text),
-        output_excerpt=None if output is None else redact(output),
-    )
+    item = _review_request(ctx, verdict, request_text, output, layer)
     try:
         await gateway.call(
             "review_queue", gateway.handles.reviews.enqueue.remote(item), gateway.config.timeouts.review_s
@@ -160,6 +177,27 @@ async def enqueue_review(
     except ServiceUnavailable:
         # The answer is still delivered (async review); the incident record above keeps the evidence.
         INFRA_ERRORS.inc(tags={"component": "review_queue", "outcome": "review_not_queued"})
+
+
+async def hold_for_review(
+    gateway: Gateway, ctx: RequestContext, verdict: Verdict, request_text: str, answer: str
+) -> str:
+    """Queue the withheld answer for review and return the item id. Fails closed: if the queue cannot take it,
+    the caller gets a 503 and the answer is not delivered."""
+    request = _review_request(ctx, verdict, request_text, answer).model_copy(
+        update={"mode": "hold", "held_output": answer}
+    )
+    item = await gateway.call(
+        "review_queue", gateway.handles.reviews.enqueue.remote(request), gateway.config.timeouts.review_s
+    )
+    return item.id
+
+
+def held_message(review_id: str) -> str:
+    return (
+        f"This answer is held for human review (review id {review_id}). "
+        f"Once it is approved, GET /v1/reviews/{review_id} with the same API key returns it."
+    )
 
 
 async def screen_input(gateway: Gateway, ctx: RequestContext, access: Access, turn_views: list[list[str]]) -> Verdict:
@@ -221,7 +259,10 @@ async def complete(
     request: ChatCompletionRequest,
     params: SamplingParams,
     request_text: str,
+    input_verdict: Verdict | None = None,
 ) -> ChatCompletion:
+    """Generate, moderate, and deliver the answer: refused if blocked, withheld with a review id if the input's
+    or the answer's review category is in `hold` mode, else delivered (with redactions applied)."""
     with ctx.timer.stage("generate"):
         try:
             completion: Completion = await gateway.call(
@@ -240,9 +281,16 @@ async def complete(
     await report(gateway, ctx, access, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
     delivered = apply_redactions(completion.text, verdict.redactions)
+    hold_verdict = next((v for v in (verdict, input_verdict) if holds(gateway, v)), None)
+    review_id = None
+    if hold_verdict is not None and not blocked:
+        review_id = await hold_for_review(gateway, ctx, hold_verdict, request_text, delivered)
+        ctx.state.decision = "held"
+        delivered = held_message(review_id)
+    withheld = blocked or review_id is not None
     tool_calls = (
         None
-        if blocked or not completion.tool_calls
+        if withheld or not completion.tool_calls
         else [
             ToolCallOut(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
             for call in completion.tool_calls
@@ -257,9 +305,10 @@ async def complete(
                 message=AssistantMessage(
                     content=gateway.config.refusal_message if blocked else delivered, tool_calls=tool_calls
                 ),
-                finish_reason="content_filter" if blocked else completion.finish_reason,
+                finish_reason="content_filter" if withheld else completion.finish_reason,
             )
         ],
+        safeserve_review_id=review_id,
         usage=Usage(
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
@@ -270,6 +319,19 @@ async def complete(
 
 def _sse(payload: dict | str) -> str:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n"
+
+
+async def stream_whole(completion: ChatCompletion) -> AsyncIterator[str]:
+    """A finished completion as SSE chunks (the review id included), for answers decided before streaming."""
+    choice = completion.choices[0]
+    head = {"id": completion.id, "created": completion.created, "model": completion.model}
+    for delta, finish in (
+        (Delta(role="assistant", content=choice.message.content), None),
+        (Delta(), choice.finish_reason),
+    ):
+        chunk = ChatCompletionChunk(**head, choices=[ChunkChoice(delta=delta, finish_reason=finish)])
+        yield _sse({**chunk.model_dump(exclude_none=True), "safeserve_review_id": completion.safeserve_review_id})
+    yield _sse("[DONE]")
 
 
 async def stream_completion(

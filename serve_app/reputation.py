@@ -1,11 +1,12 @@
 """Per-user reputation in Redis: penalties for blocked attempts and rejected reviews, recovery with time and
 clean traffic, the strict policy below one threshold and a temporary suspension below another.
 
-One hash per user (`safeserve:reputation:<user>`: score, updated_at, suspended_until). Time recovery is
-applied lazily, on the next read or write, so nothing has to run in the background. Every change is one
-server-side script, so concurrent requests on several ingress replicas cannot lose an update; penalties,
-suspensions and admin actions append their before/after to the audit stream in the same script. (The small
-bonus of a clean request is not audited one by one: it would write an audit entry per request.)
+One hash per user (`safeserve:reputation:<user>`: score, updated_at, suspended_until, clean). Recovery is
+applied lazily, on the next read or write, so nothing has to run in the background: time restores
+`recovery_per_hour`, and each clean request since the last change (the `clean` counter) `clean_request_bonus`.
+Every change of the stored score is one server-side script, so concurrent requests on several ingress replicas
+cannot lose an update, and it appends who, when, why and the standing before and after (recovery included) to
+the audit stream in the same script.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from deployments.review_store import AUDIT_STREAM
+from deployments.audit import AUDIT_STREAM
 from serve_app.config import ReputationConfig
 from serve_app.schemas.admin import Reputation
 
@@ -24,16 +25,18 @@ USERS = "safeserve:reputation:users"
 
 # KEYS: reputation hash, audit stream, users set. ARGV: now (s), initial, recovery per hour, suspend_below,
 # suspension seconds, delta, floor (-1: none), set (-1: none), suspension op ("keep", "clear" or an epoch),
-# audit (1/0), actor, action, reason.
+# clean-request bonus, actor, action, reason, user.
 _UPDATE = """
 local now = tonumber(ARGV[1])
 local initial = tonumber(ARGV[2])
-local h = redis.call('HMGET', KEYS[1], 'score', 'updated_at', 'suspended_until')
+local h = redis.call('HMGET', KEYS[1], 'score', 'updated_at', 'suspended_until', 'clean')
 local score = tonumber(h[1]) or initial
 local updated = tonumber(h[2]) or now
 local suspended = tonumber(h[3]) or 0
+local clean = tonumber(h[4]) or 0
 if score < initial then
-  score = math.min(initial, score + (now - updated) / 3600 * tonumber(ARGV[3]))
+  local recovered = (now - updated) / 3600 * tonumber(ARGV[3]) + clean * tonumber(ARGV[10])
+  score = math.min(initial, score + recovered)
 end
 local before_score, before_suspended = score, suspended
 if tonumber(ARGV[8]) >= 0 then score = tonumber(ARGV[8]) end
@@ -43,14 +46,12 @@ if tonumber(ARGV[7]) >= 0 then score = math.max(score, tonumber(ARGV[7])) end
 if ARGV[9] == 'clear' then suspended = 0 elseif ARGV[9] ~= 'keep' then suspended = tonumber(ARGV[9]) end
 if delta < 0 and score < tonumber(ARGV[4]) and suspended <= now then suspended = now + tonumber(ARGV[5]) end
 redis.call('HSET', KEYS[1], 'score', tostring(score), 'updated_at', tostring(now),
-  'suspended_until', tostring(suspended))
+  'suspended_until', tostring(suspended), 'clean', '0')
 redis.call('SADD', KEYS[3], ARGV[14])
-if ARGV[10] == '1' then
-  redis.call('XADD', KEYS[2], '*', 'actor', ARGV[11], 'action', ARGV[12], 'target', 'user:' .. ARGV[14],
-    'reason', ARGV[13], 'ts', tostring(now),
-    'before', cjson.encode({score = before_score, suspended_until = before_suspended}),
-    'after', cjson.encode({score = score, suspended_until = suspended}))
-end
+redis.call('XADD', KEYS[2], '*', 'actor', ARGV[11], 'action', ARGV[12], 'target', 'user:' .. ARGV[14],
+  'reason', ARGV[13], 'ts', tostring(now),
+  'before', cjson.encode({score = before_score, suspended_until = before_suspended}),
+  'after', cjson.encode({score = score, suspended_until = suspended}))
 return {tostring(score), tostring(suspended), tostring(before_suspended)}
 """
 
@@ -73,14 +74,16 @@ class ReputationStore:
         self._update = redis.register_script(_UPDATE)
 
     async def standing(self, user_id: str, config: ReputationConfig) -> Standing:
-        """The user's score now (time recovery applied, nothing written)."""
-        raw_score, raw_updated, raw_until = await self.redis.hmget(
-            KEY.format(user_id), "score", "updated_at", "suspended_until"
+        """The user's score now (recovery applied, nothing written)."""
+        raw_score, raw_updated, raw_until, raw_clean = await self.redis.hmget(
+            KEY.format(user_id), "score", "updated_at", "suspended_until", "clean"
         )
         now = time.time()
         score = float(raw_score) if raw_score is not None else config.initial
         if score < config.initial and raw_updated is not None:
-            score = min(config.initial, score + (now - float(raw_updated)) / 3600 * config.recovery_per_hour)
+            recovered = (now - float(raw_updated)) / 3600 * config.recovery_per_hour
+            recovered += int(raw_clean or 0) * config.clean_request_bonus
+            score = min(config.initial, score + recovered)
         until = float(raw_until) if raw_until else 0.0
         return Standing(score, until or None)
 
@@ -107,7 +110,6 @@ class ReputationStore:
         floor: float = -1.0,
         set_to: float = -1.0,
         suspension: str = "keep",
-        audit: bool = True,
     ) -> Standing:
         args = [
             f"{time.time():.3f}",
@@ -119,7 +121,7 @@ class ReputationStore:
             floor,
             set_to,
             suspension,
-            "1" if audit else "0",
+            config.clean_request_bonus,
             actor,
             action,
             reason,
@@ -140,16 +142,10 @@ class ReputationStore:
         )
 
     async def reward_clean(self, user_id: str, config: ReputationConfig) -> None:
+        """Count a clean, answered request: its bonus is recovery, applied lazily like time's and audited with the
+        next change (the counter counts only while the score is below `initial`, and a change resets it)."""
         if config.clean_request_bonus > 0:
-            await self._change(
-                user_id,
-                config,
-                actor="system",
-                action="reputation.clean",
-                reason="",
-                delta=config.clean_request_bonus,
-                audit=False,
-            )
+            await self.redis.hincrby(KEY.format(user_id), "clean", 1)
 
     async def reset(self, user_id: str, config: ReputationConfig, actor: str, reason: str) -> Standing:
         return await self._change(

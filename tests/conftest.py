@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,10 +22,24 @@ REVIEW_CANARY_RULE = {
 }
 
 
+# A review-band pattern in a `hold` category (self_harm in configs/local.yaml): the answer is withheld.
+HOLD_CANARY_RULE = {
+    "name": "test-hold-canary",
+    "category": "self_harm",
+    "action": "review",
+    "pattern": "zebra-canary-hold",
+}
+CLAIM_TIMEOUT_S = 3  # short, so a test can watch an unattended claim return to the queue
+REVIEW_SPOOL = Path(tempfile.mkdtemp(prefix="safeserve-spool-")) / "reviews.jsonl"
+
+
 def session_app_config() -> dict:
     config = app_deploy_config()
     ingress = deployment_config(config, "Ingress")
-    ingress["user_config"]["input_patterns"].append(REVIEW_CANARY_RULE)
+    ingress["user_config"]["input_patterns"] += [REVIEW_CANARY_RULE, HOLD_CANARY_RULE]
+    deployment_config(config, "ReviewQueue")["user_config"].update(
+        claim_timeout_s=CLAIM_TIMEOUT_S, sweep_interval_s=0.5, spool_path=str(REVIEW_SPOOL)
+    )
     ingress["num_replicas"] = 2  # limits, revocation and reputation must hold across ingress replicas
     return config
 

@@ -12,13 +12,13 @@ router = APIRouter(prefix="/admin/keys", tags=["admin"])
 
 
 @router.post("", response_model=CreatedKey, status_code=status.HTTP_201_CREATED)
-async def create_key(body: KeyCreate, gateway: GatewayDep, _: AdminKey) -> CreatedKey:
+async def create_key(body: KeyCreate, gateway: GatewayDep, admin: AdminKey) -> CreatedKey:
     if body.tier not in gateway.config.tiers:
         known = ", ".join(sorted(gateway.config.tiers))
         raise InvalidRequest(
             f"Unknown tier '{body.tier}'; configured tiers: {known}.", param="tier", code="unknown_tier"
         )
-    return await gateway.keys.create(body.user_id, body.tier, body.role, body.limits)
+    return await gateway.keys.create(body.user_id, body.tier, body.role, body.limits, actor=admin.user_id)
 
 
 @router.get("", response_model=list[ApiKeyInfo])
@@ -27,17 +27,17 @@ async def list_keys(gateway: GatewayDep, _: AdminKey) -> list[ApiKeyInfo]:
 
 
 @router.delete("/{key_id}", response_model=ApiKeyInfo)
-async def revoke_key(key_id: str, gateway: GatewayDep, _: AdminKey) -> ApiKeyInfo:
-    revoked = await gateway.keys.revoke(key_id)
+async def revoke_key(key_id: str, gateway: GatewayDep, admin: AdminKey) -> ApiKeyInfo:
+    revoked = await gateway.keys.revoke(key_id, actor=admin.user_id)
     if revoked is None:
         raise NotFound(f"No API key with id '{key_id}'.")
     return revoked
 
 
 @router.post("/{key_id}/rotate", response_model=CreatedKey)
-async def rotate_key(key_id: str, gateway: GatewayDep, _: AdminKey) -> CreatedKey:
+async def rotate_key(key_id: str, gateway: GatewayDep, admin: AdminKey) -> CreatedKey:
     """A new secret for the same key id and settings; the old secret is refused from the next request on."""
-    rotated = await gateway.keys.rotate(key_id)
+    rotated = await gateway.keys.rotate(key_id, actor=admin.user_id)
     if rotated is None:
         raise NotFound(f"No active API key with id '{key_id}'.")
     return rotated

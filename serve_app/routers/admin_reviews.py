@@ -1,18 +1,17 @@
-"""Admin and reviewer API for the review queue: list items, decide one, read the audit trail."""
+"""Reviewer and admin API for the review queue: list, claim, read and decide items, queue figures, audit."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response, status
 
-from deployments.review_store import Decision, ReviewAlreadyDecided, ReviewItem, ReviewNotFound
+from deployments.review_store import Decision, ReviewItem
 from serve_app.deps import GatewayDep, ReviewerKey
-from serve_app.errors import Conflict, NotFound
-from serve_app.metrics import REPUTATION_CHANGES
+from serve_app.reviews import call_reviews, decide, get_item
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-StatusFilter = Literal["pending", "escalated", "approved", "rejected", "all"]
+StatusFilter = Literal["pending", "claimed", "escalated", "approved", "rejected", "open", "all"]
 
 
 @router.get("/reviews", response_model=list[ReviewItem])
@@ -22,56 +21,39 @@ async def list_reviews(
     status: StatusFilter = "pending",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[ReviewItem]:
-    wanted = None if status == "all" else status
-    return await gateway.call(
-        "review_queue", gateway.handles.reviews.list.remote(wanted, limit), gateway.config.timeouts.review_s
-    )
+    return await call_reviews(gateway, "list", None if status == "all" else status, limit)
+
+
+@router.get("/reviews/stats", response_model=dict[str, float])
+async def review_stats(gateway: GatewayDep, _: ReviewerKey) -> dict[str, float]:
+    """Queue depth, oldest pending age, decisions in the last hour, open SLA misses, items spooled locally."""
+    return await call_reviews(gateway, "stats")
+
+
+@router.post("/reviews/claim", response_model=ReviewItem, responses={204: {"description": "Nothing to review."}})
+async def claim_review(gateway: GatewayDep, reviewer: ReviewerKey) -> ReviewItem | Response:
+    """The next item for this reviewer (one whose claim timed out first); it is theirs for `claim_timeout_s`."""
+    item = await call_reviews(gateway, "claim", reviewer.user_id)
+    return item if item is not None else Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/reviews/{item_id}", response_model=ReviewItem)
 async def get_review(item_id: str, gateway: GatewayDep, _: ReviewerKey) -> ReviewItem:
-    try:
-        return await gateway.call(
-            "review_queue",
-            gateway.handles.reviews.get.remote(item_id),
-            gateway.config.timeouts.review_s,
-            (ReviewNotFound,),
-        )
-    except ReviewNotFound as exc:
-        raise NotFound(f"No review item '{item_id}'.") from exc
+    return (await get_item(gateway, item_id)).public()
 
 
 @router.post("/reviews/{item_id}/decision", response_model=ReviewItem)
 async def decide_review(item_id: str, body: Decision, gateway: GatewayDep, reviewer: ReviewerKey) -> ReviewItem:
-    """Decide an item; a rejection lowers the reputation of the user whose request or answer it was."""
-    try:
-        item = await gateway.call(
-            "review_queue",
-            gateway.handles.reviews.decide.remote(item_id, body, reviewer.user_id),
-            gateway.config.timeouts.review_s,
-            (ReviewNotFound, ReviewAlreadyDecided),
-        )
-    except ReviewNotFound as exc:
-        raise NotFound(f"No review item '{item_id}'.") from exc
-    except ReviewAlreadyDecided as exc:
-        raise Conflict(f"Review item '{item_id}' has already been decided.") from exc
-    if item.status == "rejected":
-        await gateway.reputation.penalize(
-            item.user_id,
-            gateway.config.reputation,
-            "review_rejected",
-            item.category,
-            actor=reviewer.user_id,
-            reason=f"review {item.id} rejected: {body.note}"[:500],
-        )
-        REPUTATION_CHANGES.inc(tags={"event": "review_rejected"})
-    return item
+    return await decide(gateway, item_id, body, reviewer)
 
 
 @router.get("/audit", response_model=list[dict[str, str]])
 async def read_audit(
-    gateway: GatewayDep, _: ReviewerKey, count: Annotated[int, Query(ge=1, le=1000)] = 100
+    gateway: GatewayDep,
+    _: ReviewerKey,
+    count: Annotated[int, Query(ge=1, le=1000)] = 100,
+    target: Annotated[
+        str | None, Query(max_length=200, description="Only entries about this item or user:<id>.")
+    ] = None,
 ) -> list[dict[str, str]]:
-    return await gateway.call(
-        "review_queue", gateway.handles.reviews.audit.remote(count), gateway.config.timeouts.review_s
-    )
+    return await call_reviews(gateway, "audit", count, target)

@@ -38,19 +38,27 @@ async def create_chat_completion(
     access = await admit(gateway, ctx, [m.text for m in body.messages], params.max_tokens, body.tool_names())
     turn_views = pipeline.untrusted_views(body)
     try:
-        await pipeline.screen_input(gateway, ctx, access, turn_views)
+        input_verdict = await pipeline.screen_input(gateway, ctx, access, turn_views)
     except SafeServeError as exc:
         await settle(gateway, ctx, access, 0)  # nothing was generated: give the reserved tokens back
         exc.headers = {**access.headers(), **(exc.headers or {})}
         raise
     request_text = pipeline.request_text(turn_views)
+    if body.stream and pipeline.holds(gateway, input_verdict):
+        # The answer will be withheld whatever it says: generate it whole, then stream only the notice.
+        completion = await pipeline.complete(gateway, ctx, access, body, params, request_text, input_verdict)
+        return StreamingResponse(
+            pipeline.stream_whole(completion),
+            media_type="text/event-stream",
+            headers={"Server-Timing": ctx.timer.header(), "Cache-Control": "no-cache", **access.headers()},
+        )
     if body.stream:
         return StreamingResponse(
             pipeline.stream_completion(gateway, ctx, access, body, params, request_text),
             media_type="text/event-stream",
             headers={"Server-Timing": ctx.timer.header(), "Cache-Control": "no-cache", **access.headers()},
         )
-    completion = await pipeline.complete(gateway, ctx, access, body, params, request_text)
+    completion = await pipeline.complete(gateway, ctx, access, body, params, request_text, input_verdict)
     response.headers["Server-Timing"] = ctx.timer.header()
     response.headers.update(access.headers())
     return completion

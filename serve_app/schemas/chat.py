@@ -134,6 +134,9 @@ class ChatCompletion(BaseModel):
     model: str
     choices: list[Choice]
     usage: Usage
+    safeserve_review_id: str | None = Field(
+        None, description="Set when the answer is held for human review: GET /v1/reviews/{id} returns it once approved."
+    )
 
 
 class Delta(BaseModel):

@@ -77,6 +77,9 @@ def test_a_rotated_key_works_and_its_old_secret_is_refused_at_once(base_url, adm
     assert body["id"] == created["id"] and body["key"] != created["key"] and body["prefix"] == f"ss-{created['id']}-"
     assert httpx.get(f"{base_url}/v1/models", headers=bearer(created["key"])).status_code == 401
     assert httpx.get(f"{base_url}/v1/models", headers=bearer(body["key"])).status_code == 200
+    trail = admin(base_url, admin_key).get("/admin/audit", params={"target": f"key:{created['id']}"}).json()
+    assert [(e["action"], e["actor"]) for e in reversed(trail)] == [("key.create", "admin"), ("key.rotate", "admin")]
+    assert created["key"] not in str(trail) and body["key"] not in str(trail)
 
 
 def test_roles_keep_users_out_of_admin_routes_and_reviewers_out_of_key_management(base_url, admin_key) -> None:

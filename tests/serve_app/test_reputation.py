@@ -10,7 +10,7 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from deployments.review_store import AUDIT_STREAM
+from deployments.audit import AUDIT_STREAM
 from serve_app.config import ReputationConfig
 from serve_app.reputation import KEY, ReputationStore
 
@@ -81,12 +81,20 @@ def test_time_and_clean_traffic_restore_the_score(redis_server) -> None:
         await client.hset(KEY.format(name), "updated_at", str(time.time() - 3600))
         recovered = await store.view(name, CONFIG)
         await store.penalize(name, CONFIG, "block", None, actor="system", reason="test")  # 90
-        await store.reward_clean(name, CONFIG)
-        return recovered, await store.view(name, CONFIG)
+        for _ in range(5):  # 5 clean requests x 0.2
+            await store.reward_clean(name, CONFIG)
+        rewarded = await store.view(name, CONFIG)
+        await store.penalize(name, CONFIG, "block", None, actor="system", reason="again")
+        audit = await client.xrevrange(AUDIT_STREAM, count=20)
+        last = next(fields for _, fields in audit if fields["target"] == f"user:{name}")
+        return recovered, rewarded, last
 
-    recovered, rewarded = run(scenario, redis_server)
+    recovered, rewarded, last = run(scenario, redis_server)
     assert abs(recovered.score - 100) < 0.01
-    assert 90.1 < rewarded.score < 90.3
+    assert 91.0 <= rewarded.score < 91.1
+    # The recovery is folded into the next change, whose audit entry shows it in "before".
+    assert last["reason"] == "again"
+    assert 91.0 <= json.loads(last["before"])["score"] < 91.1 and 81.0 <= json.loads(last["after"])["score"] < 81.1
 
 
 def test_an_admin_suspension_holds_until_it_ends(redis_server) -> None:

@@ -1,0 +1,59 @@
+"""Calls to the ReviewQueue deployment shared by the reviewer API and the console."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployments.review_store import (
+    Decision,
+    ReviewAlreadyDecided,
+    ReviewClaimedByOther,
+    ReviewItem,
+    ReviewNotFound,
+)
+from serve_app.errors import Conflict, NotFound
+from serve_app.gateway import Gateway
+from serve_app.metrics import REPUTATION_CHANGES
+from serve_app.schemas.admin import ApiKeyInfo
+
+
+async def call_reviews(gateway: Gateway, method: str, *args: Any, expected: tuple = ()) -> Any:
+    handle = getattr(gateway.handles.reviews, method)
+    return await gateway.call("review_queue", handle.remote(*args), gateway.config.timeouts.review_s, expected)
+
+
+async def get_item(gateway: Gateway, item_id: str) -> ReviewItem:
+    try:
+        return await call_reviews(gateway, "get", item_id, expected=(ReviewNotFound,))
+    except ReviewNotFound as exc:
+        raise NotFound(f"No review item '{item_id}'.") from exc
+
+
+async def decide(gateway: Gateway, item_id: str, body: Decision, reviewer: ApiKeyInfo) -> ReviewItem:
+    """Decide an item; a rejection lowers the reputation of the user whose request or answer it was."""
+    try:
+        item = await call_reviews(
+            gateway,
+            "decide",
+            item_id,
+            body,
+            reviewer.user_id,
+            expected=(ReviewNotFound, ReviewAlreadyDecided, ReviewClaimedByOther),
+        )
+    except ReviewNotFound as exc:
+        raise NotFound(f"No review item '{item_id}'.") from exc
+    except ReviewAlreadyDecided as exc:
+        raise Conflict(f"Review item '{item_id}' has already been decided.") from exc
+    except ReviewClaimedByOther as exc:
+        raise Conflict(f"Review item '{item_id}' is claimed by another reviewer.", code="claimed") from exc
+    if item.status == "rejected":
+        await gateway.reputation.penalize(
+            item.user_id,
+            gateway.config.reputation,
+            "review_rejected",
+            item.category,
+            actor=reviewer.user_id,
+            reason=f"review {item.id} rejected: {body.note}"[:500],
+        )
+        REPUTATION_CHANGES.inc(tags={"event": "review_rejected"})
+    return item.public()

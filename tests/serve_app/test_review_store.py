@@ -1,0 +1,141 @@
+"""The review queue against a real redis-server: claims through the consumer group, claims that time out and
+return, decisions, idempotent enqueue, the audit trail of every step, and the outage spool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import redis.asyncio as aioredis
+
+from deployments.review_spool import ReviewSpool
+from deployments.review_store import (
+    Decision,
+    ReviewClaimedByOther,
+    ReviewItem,
+    ReviewRequest,
+    ReviewStore,
+)
+
+
+def request(text: str = "a request") -> ReviewRequest:
+    return ReviewRequest(
+        request_id="req", user_id="u1", layer="moderator", category="violence", score=0.6, request_excerpt=text
+    )
+
+
+def run(scenario, redis_server, claim_timeout_s: float = 0.5):
+    async def main():
+        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        await client.delete("safeserve:review:queue")  # a queue of this test's own (the group is re-made)
+        try:
+            return await scenario(
+                ReviewStore(client, sla_seconds=60, excerpt_chars=100, claim_timeout_s=claim_timeout_s)
+            )
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def test_a_claim_that_times_out_returns_to_the_queue_and_is_then_decided(redis_server) -> None:
+    async def scenario(store: ReviewStore):
+        item = store.new_item(request())
+        await store.put(item)
+        first = await store.claim("rita")
+        nothing_else = await store.claim("ralph")  # the only item is rita's while her claim lives
+        await asyncio.sleep(0.6)
+        released = await store.expire_claims()
+        returned = await store.get(item.id)
+        second = await store.claim("ralph")
+        decided = await store.decide(item.id, Decision(decision="approve", note="fine"), "ralph")
+        trail = await store.audit(20, target=item.id)
+        return item, first, nothing_else, released, returned, second, decided, trail
+
+    item, first, nothing_else, released, returned, second, decided, trail = run(scenario, redis_server)
+    assert first.id == item.id and first.status == "claimed" and first.claimed_by == "rita"
+    assert nothing_else is None
+    assert released == [item.id] and returned.status == "pending" and returned.claimed_by is None
+    assert second.id == item.id and second.claimed_by == "ralph"
+    assert decided.status == "approved" and decided.decisions[0].reviewer == "ralph"
+    steps = [(entry["action"], entry["actor"]) for entry in reversed(trail)]
+    assert steps == [
+        ("review.enqueued", "system"),
+        ("review.claimed", "rita"),
+        ("review.claim_expired", "system"),
+        ("review.claimed", "ralph"),
+        ("review.approve", "ralph"),
+    ]
+    approve = trail[0]
+    assert approve["reason"] == "fine"
+    assert json.loads(approve["before"])["status"] == "claimed" and json.loads(approve["after"])["status"] == "approved"
+
+
+def test_a_live_claim_keeps_other_reviewers_from_deciding(redis_server) -> None:
+    async def scenario(store: ReviewStore):
+        item = store.new_item(request())
+        await store.put(item)
+        await store.claim("rita")
+        with pytest.raises(ReviewClaimedByOther):
+            await store.decide(item.id, Decision(decision="reject"), "ralph")
+        return await store.decide(item.id, Decision(decision="reject"), "rita")
+
+    assert run(scenario, redis_server, claim_timeout_s=60).status == "rejected"
+
+
+def test_enqueue_is_idempotent_by_item_id(redis_server) -> None:
+    async def scenario(store: ReviewStore):
+        item = store.new_item(request())
+        return await store.put(item), await store.put(item), await store.audit(50, target=item.id)
+
+    first, again, trail = run(scenario, redis_server)
+    assert (first, again) == (True, False)
+    assert [entry["action"] for entry in trail] == ["review.enqueued"]
+
+
+def test_escalated_items_go_back_to_the_queue(redis_server) -> None:
+    async def scenario(store: ReviewStore):
+        item = store.new_item(request())
+        await store.put(item)
+        await store.claim("rita")
+        escalated = await store.decide(item.id, Decision(decision="escalate", note="legal"), "rita")
+        again = await store.claim("lead")
+        return item, escalated, again
+
+    item, escalated, again = run(scenario, redis_server, claim_timeout_s=60)
+    assert escalated.status == "escalated"
+    assert again is not None and again.id == item.id and again.claimed_by == "lead"
+
+
+def test_the_spool_hands_over_each_item_once_and_keeps_what_failed(tmp_path) -> None:
+    spool = ReviewSpool(tmp_path / "spool" / "reviews.jsonl")
+    # Only new_item is used here, which never touches Redis (a client connects on first use).
+    store = ReviewStore(aioredis.from_url("redis://127.0.0.1:1/0"), sla_seconds=60, excerpt_chars=100)
+    items = [store.new_item(request(f"item {i}")) for i in range(5)]
+    received: list[ReviewItem] = []
+
+    async def flaky_put(item: ReviewItem) -> bool:
+        if len(received) == 3 and not flaky_put.failed:
+            flaky_put.failed = True
+            raise ConnectionError("Redis went away again")
+        received.append(item)
+        return True
+
+    flaky_put.failed = False
+
+    async def scenario():
+        for item in items:
+            await spool.append(item)
+        with pytest.raises(ConnectionError):
+            await spool.replay(flaky_put)
+        left = spool.pending()
+        done = await spool.replay(flaky_put)
+        return left, done
+
+    left, done = asyncio.run(scenario())
+    assert left == 2 and done == 2
+    assert [item.id for item in received] == [item.id for item in items]
+    assert not spool.path.exists() and spool.pending() == 0
+    assert time.time() - received[0].created_at < 60
