@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classifiers.intent_model import DEFAULT_EMBED_BAND
@@ -61,8 +61,26 @@ class IntentClassifierConfig(IntentModelConfig):
         return (self.model_path, self.embedding_path, self.threads)
 
 
+class UpstreamConfig(_Config):
+    """An OpenAI-compatible server to guard (vLLM, a Ray Serve LLM app, another gateway)."""
+
+    url: str = Field(
+        description="Base URL ending in /v1, e.g. http://127.0.0.1:8001/v1.", pattern=r"^https?://.+/v1/?$"
+    )
+    model: str = Field(min_length=1, description="The model name the upstream serves.")
+    api_key_env: str = Field(
+        "SAFESERVE_UPSTREAM_API_KEY", description="Environment variable holding the upstream's API key, if any."
+    )
+    timeout_s: float = Field(120.0, gt=0, description="Whole-request timeout (between stream chunks, when streaming).")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    max_retries: int = Field(
+        2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx, before any output."
+    )
+
+
 class GeneratorConfig(_Config):
-    backend: Literal["transformers"] = "transformers"
+    backend: Literal["transformers", "openai_upstream"] = "transformers"
+    upstream: UpstreamConfig | None = Field(None, description="Required with backend openai_upstream.")
     model: str = Field("smollm2/hf", description="Local directory (relative to the models directory) or hub id.")
     gguf_file: str | None = Field(None, description="Load this GGUF file inside `model` (de-quantised per load).")
     device: Device = "auto"
@@ -72,9 +90,68 @@ class GeneratorConfig(_Config):
     )
     max_new_tokens: int = Field(256, ge=1, description="Ceiling on tokens generated per request.")
     steering: Steering = Steering()
+    tier_steering: dict[str, Steering] = Field(
+        default_factory=dict, description="Per tier, a system prompt and refusal examples that replace `steering`."
+    )
+    banned_phrases: tuple[str, ...] = Field(
+        (),
+        description="Constrained decoding (transformers backend): these phrases cannot be generated, in any of "
+        "their common spellings (leading space, capitalised, upper case).",
+    )
+    stop: tuple[str, ...] = Field((), description="Stop sequences added to every request's own.")
+
+    @model_validator(mode="after")
+    def _upstream_when_needed(self) -> GeneratorConfig:
+        if self.backend == "openai_upstream" and self.upstream is None:
+            raise ValueError(
+                "backend openai_upstream needs `upstream` (url and model), or SAFESERVE_UPSTREAM_URL and "
+                "SAFESERVE_UPSTREAM_MODEL in the environment"
+            )
+        return self
 
     def load_key(self) -> tuple:
-        return (self.backend, self.model, self.gguf_file, self.device, self.dtype, self.torch_threads)
+        return (
+            self.backend,
+            self.upstream,
+            self.model,
+            self.gguf_file,
+            self.device,
+            self.dtype,
+            self.torch_threads,
+            self.banned_phrases,
+        )
+
+    def steering_for(self, tier: str | None) -> Steering:
+        return self.tier_steering.get(tier, self.steering) if tier else self.steering
+
+
+class GeneratorOverrides(BaseSettings):
+    """Environment overrides of the Generator's config (`make run` passes them through): run the same
+    configuration against another model server without editing it."""
+
+    model_config = SettingsConfigDict(env_prefix="SAFESERVE_", extra="ignore")
+
+    generator_backend: Literal["transformers", "openai_upstream"] | None = None
+    upstream_url: str | None = None
+    upstream_model: str | None = None
+
+    def apply(self, user_config: dict) -> GeneratorConfig:
+        """The user_config with the overrides set in the environment, validated."""
+        return GeneratorConfig.model_validate(self.merged(user_config))
+
+    def merged(self, user_config: dict) -> dict:
+        """The user_config with the overrides set in the environment."""
+        merged = dict(user_config)
+        if self.generator_backend:
+            merged["backend"] = self.generator_backend
+        if self.upstream_url or self.upstream_model:
+            upstream = dict(merged.get("upstream") or {})
+            if self.upstream_url:
+                upstream["url"] = self.upstream_url
+            if self.upstream_model:
+                upstream["model"] = self.upstream_model
+            merged["upstream"] = upstream
+        return merged
 
 
 class DetoxifyConfig(_Config):

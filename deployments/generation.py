@@ -13,6 +13,8 @@ class SamplingParams:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    stop: tuple[str, ...] = ()
+    tier: str | None = None  # picks the tier's steering, if it has its own
 
 
 @dataclass(frozen=True)

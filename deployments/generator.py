@@ -1,16 +1,22 @@
-"""Generator deployment: steering applied here, so every backend receives the same guarded prompt."""
+"""Generator deployment: steering applied here, so every backend receives the same guarded prompt.
+
+The backend is chosen in config (`transformers` or `openai_upstream`); SAFESERVE_GENERATOR_BACKEND,
+SAFESERVE_UPSTREAM_URL and SAFESERVE_UPSTREAM_MODEL in the environment override it (GeneratorOverrides).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from classifiers.steering import steer
-from deployments.config import GeneratorConfig
+from deployments.config import GeneratorConfig, GeneratorOverrides
 from deployments.generation import Completion, GeneratorBackend, SamplingParams
+from deployments.openai_upstream_backend import OpenAIUpstreamBackend
 from deployments.transformers_backend import TransformersBackend
 
-_BACKENDS = {"transformers": TransformersBackend}
+_BACKENDS = {"transformers": TransformersBackend, "openai_upstream": OpenAIUpstreamBackend}
 _END = object()
 
 
@@ -20,29 +26,29 @@ class Generator:
         self._backend: GeneratorBackend | None = None
 
     def reconfigure(self, user_config: dict) -> None:
-        config = GeneratorConfig.model_validate(user_config)
+        config = GeneratorOverrides().apply(user_config)
         if self._backend is None or self.config is None or self.config.load_key() != config.load_key():
             self._backend = _BACKENDS[config.backend](config)
         self.config = config
 
-    def prompt_messages(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    def prompt_messages(self, messages: list[dict[str, str]], tier: str | None = None) -> list[dict[str, str]]:
         """Exactly what the model receives: the safety preamble, refusal examples, then the conversation."""
-        return steer(messages, self.config.steering)
+        return steer(messages, self.config.steering_for(tier))
 
     def _params(self, params: SamplingParams) -> SamplingParams:
-        return SamplingParams(
+        return replace(
+            params,
             max_tokens=min(params.max_tokens, self.config.max_new_tokens),
-            temperature=params.temperature,
-            top_p=params.top_p,
-            seed=params.seed,
+            stop=tuple(dict.fromkeys((*params.stop, *self.config.stop))),
         )
 
     async def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
         # Generation blocks for seconds: keep the replica's event loop free for health checks and streams.
-        return await asyncio.to_thread(self._backend.generate, self.prompt_messages(messages), self._params(params))
+        prompt = self.prompt_messages(messages, params.tier)
+        return await asyncio.to_thread(self._backend.generate, prompt, self._params(params))
 
     async def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> AsyncIterator[str]:
-        pieces = self._backend.stream(self.prompt_messages(messages), self._params(params))
+        pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params))
         try:
             while (piece := await asyncio.to_thread(next, pieces, _END)) is not _END:
                 yield piece

@@ -1,4 +1,11 @@
-"""Generation with Hugging Face transformers: a local directory, a GGUF file inside one, or a hub id."""
+"""Generation with Hugging Face transformers: a local directory, a GGUF file inside one, or a hub id.
+
+Constrained decoding: the config's `banned_phrases` become `bad_words_ids` (transformers' NoBadWordsLogitsProcessor
+sets the logit of a phrase's last token to -inf whenever the tokens before it were just generated), so the
+model cannot emit them in the spellings tokenised here: as is, after a space, capitalised and upper case. A
+phrase tokenised differently inside other text (a rare BPE merge across its boundary) is the Moderator's to
+catch. Stop sequences end generation (`stop_strings`) and are cut from the text, as OpenAI does.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +54,7 @@ class TransformersBackend:
         dtype = "auto" if config.dtype == "auto" else _DTYPES[config.dtype]
         self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra).to(self.device).eval()
+        self.bad_words_ids = banned_token_sequences(self.tokenizer, config.banned_phrases)
         logger.info("loaded %s on %s", Path(source).name if local.exists() else source, self.device)
 
     def _inputs(self, messages: list[dict[str, str]]) -> dict[str, torch.Tensor]:
@@ -63,6 +71,10 @@ class TransformersBackend:
                 torch.manual_seed(params.seed)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.bad_words_ids:
+            kwargs["bad_words_ids"] = self.bad_words_ids
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         return kwargs
 
     def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
@@ -72,11 +84,12 @@ class TransformersBackend:
             output = self.model.generate(**inputs, **self._generate_kwargs(params))
         new_tokens = output[0, prompt_tokens:]
         finished = bool(len(new_tokens)) and new_tokens[-1].item() == self.tokenizer.eos_token_id
+        text, stopped = cut_at_stop(self.tokenizer.decode(new_tokens, skip_special_tokens=True), params.stop)
         return Completion(
-            text=self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip(),
+            text=text.strip(),
             prompt_tokens=prompt_tokens,
             completion_tokens=len(new_tokens),
-            finish_reason="stop" if finished or len(new_tokens) < params.max_tokens else "length",
+            finish_reason="stop" if finished or stopped or len(new_tokens) < params.max_tokens else "length",
         )
 
     def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
@@ -92,9 +105,7 @@ class TransformersBackend:
         thread = threading.Thread(target=self._generate_quietly, kwargs=kwargs, daemon=True)
         thread.start()
         try:
-            for piece in streamer:
-                if piece:
-                    yield piece
+            yield from without_stops((piece for piece in streamer if piece), params.stop)
         finally:
             stop.set()
             thread.join()
@@ -102,3 +113,43 @@ class TransformersBackend:
     def _generate_quietly(self, **kwargs) -> None:
         with torch.inference_mode():
             self.model.generate(**kwargs)
+
+
+def banned_token_sequences(tokenizer, phrases: tuple[str, ...]) -> list[list[int]]:
+    """Token id sequences of each phrase in its common spellings, for `bad_words_ids`."""
+    sequences: list[list[int]] = []
+    for phrase in phrases:
+        for variant in {phrase, phrase.capitalize(), phrase.upper(), phrase.lower()}:
+            for text in (variant, f" {variant}"):
+                ids = tokenizer.encode(text, add_special_tokens=False)
+                if ids and ids not in sequences:
+                    sequences.append(ids)
+    return sequences
+
+
+def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    """`text` up to the first stop sequence (excluded), and whether one was found."""
+    positions = [i for i in (text.find(stop) for stop in stops) if i >= 0]
+    return (text[: min(positions)], True) if positions else (text, False)
+
+
+def without_stops(pieces: Iterator[str], stops: tuple[str, ...]) -> Iterator[str]:
+    """Pieces up to the first stop sequence: text that could still begin one is held until it cannot."""
+    if not stops:
+        yield from pieces
+        return
+    longest = max(len(stop) for stop in stops)
+    pending = ""
+    for piece in pieces:
+        pending += piece
+        text, stopped = cut_at_stop(pending, stops)
+        if stopped:
+            if text:
+                yield text
+            return
+        safe = len(pending) - (longest - 1)
+        if safe > 0:
+            yield pending[:safe]
+            pending = pending[safe:]
+    if pending:
+        yield pending

@@ -33,6 +33,9 @@ shutdown() {
 trap shutdown INT TERM
 
 start_redis
+if [ "${SAFESERVE_GENERATOR_BACKEND:-}" = "openai_upstream" ]; then
+  echo "guarding the upstream model server ${SAFESERVE_UPSTREAM_URL:-?} (model ${SAFESERVE_UPSTREAM_MODEL:-?})"
+fi
 echo "starting SafeServe on http://127.0.0.1:8000 (first start loads the models: about a minute)"
 # A background job of a script starts with SIGINT ignored; restore it so `serve run` can shut down on it.
 .venv/bin/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \

@@ -66,7 +66,12 @@ def sampling_params(gateway: Gateway, ctx: RequestContext, request: ChatCompleti
     ceiling = tier.max_tokens if tier else min(t.max_tokens for t in gateway.config.tiers.values())
     wanted = request.requested_tokens() or gateway.config.default_max_tokens
     return SamplingParams(
-        max_tokens=min(wanted, ceiling), temperature=request.temperature, top_p=request.top_p, seed=request.seed
+        max_tokens=min(wanted, ceiling),
+        temperature=request.temperature,
+        top_p=request.top_p,
+        seed=request.seed,
+        stop=request.stop_sequences(),
+        tier=ctx.key.tier,
     )
 
 

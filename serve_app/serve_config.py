@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from deployments.config import GeneratorOverrides
 from serve_app.builder import AppConfig
 
 APP_NAME = "safeserve"
@@ -36,7 +37,8 @@ def load_serve_config(path: Path) -> dict[str, Any]:
 
 
 def app_config(serve_config: dict[str, Any], app_name: str = APP_NAME) -> AppConfig:
-    """The AppConfig a Serve config gives SafeServe: `args`, then each deployment's `user_config` on top."""
+    """The AppConfig a Serve config gives SafeServe: `args`, then each deployment's `user_config` on top, then
+    the environment's Generator overrides."""
     apps = {app.get("name"): app for app in serve_config.get("applications", [])}
     if app_name not in apps:
         raise ConfigError(f"no application named '{app_name}' (found: {', '.join(map(str, apps)) or 'none'})")
@@ -49,6 +51,8 @@ def app_config(serve_config: dict[str, Any], app_name: str = APP_NAME) -> AppCon
         if "user_config" in deployment:
             merged[DEPLOYMENT_SECTIONS[name]] = deployment["user_config"]
     try:
+        # The Generator's environment overrides (SAFESERVE_GENERATOR_BACKEND, ...) are part of what will run.
+        merged["generator"] = GeneratorOverrides().merged(merged.get("generator") or {})
         return AppConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(str(exc)) from exc

@@ -29,6 +29,13 @@ HOLD_CANARY_RULE = {
     "action": "review",
     "pattern": "zebra-canary-hold",
 }
+# An output deny-list rule for the scripted upstream's unsafe passage (bench/scripted_upstream.py).
+UNSAFE_PASSAGE_RULE = {
+    "name": "test-unsafe-passage",
+    "category": "violence",
+    "action": "block",
+    "pattern": "zebra unsafe passage",
+}
 CLAIM_TIMEOUT_S = 3  # short, so a test can watch an unattended claim return to the queue
 REVIEW_SPOOL = Path(tempfile.mkdtemp(prefix="safeserve-spool-")) / "reviews.jsonl"
 
@@ -37,6 +44,7 @@ def session_app_config() -> dict:
     config = app_deploy_config()
     ingress = deployment_config(config, "Ingress")
     ingress["user_config"]["input_patterns"] += [REVIEW_CANARY_RULE, HOLD_CANARY_RULE]
+    deployment_config(config, "Moderator")["user_config"]["denylist"].append(UNSAFE_PASSAGE_RULE)
     deployment_config(config, "ReviewQueue")["user_config"].update(
         claim_timeout_s=CLAIM_TIMEOUT_S, sweep_interval_s=0.5, spool_path=str(REVIEW_SPOOL)
     )

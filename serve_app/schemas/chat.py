@@ -68,6 +68,7 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     seed: int | None = None
     user: str | None = None
+    stop: str | list[str] | None = Field(None, description="Up to 4 stop sequences, as OpenAI takes them.")
     tools: list[Tool] | None = Field(None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
 
@@ -90,6 +91,17 @@ class ChatCompletionRequest(BaseModel):
         if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.name not in self.tool_names():
             raise ValueError(f"tool_choice names '{self.tool_choice.function.name}', which is not in tools")
         return self
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        stops = [stop] if isinstance(stop, str) else stop or []
+        if len(stops) > 4 or any(not s or len(s) > 64 for s in stops):
+            raise ValueError("at most 4 stop sequences of 1 to 64 characters")
+        return stop
+
+    def stop_sequences(self) -> tuple[str, ...]:
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
 
     def tool_names(self) -> list[str]:
         return [tool.function.name for tool in self.tools or []]

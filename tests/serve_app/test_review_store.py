@@ -28,7 +28,9 @@ def request(text: str = "a request") -> ReviewRequest:
 
 def run(scenario, redis_server, claim_timeout_s: float = 0.5):
     async def main():
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
+        # Database 3 of the session's redis-server: the deployed app's ReviewQueue (database 0) sweeps its
+        # own queue in the background and must not release this test's claims.
+        client = aioredis.from_url(redis_server.url.rsplit("/", 1)[0] + "/3", decode_responses=True)
         await client.delete("safeserve:review:queue")  # a queue of this test's own (the group is re-made)
         try:
             return await scenario(

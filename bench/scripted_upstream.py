@@ -1,0 +1,109 @@
+"""A small OpenAI-compatible server that answers with scripted text: the upstream the tests guard and the
+streaming bench measures (a real HTTP server on loopback, not a mock inside the gateway).
+
+The last user message picks the script by its topic, in plain words that no input check minds: `seaside`
+(the unsafe script), `market` (fails twice with 503, then the clean script), `lighthouse` (1,000 words); any
+other prompt gets the clean script. Streams send one word per chunk, `delay_s` apart. Every request body is
+kept, so a test can check exactly what the model server received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from tests.support import free_port, wait_until
+
+CLEAN = [f"clean-{i:02d}" for i in range(1, 41)]
+UNSAFE_PHRASE = "zebra unsafe passage"
+# 16 clean words, the unsafe passage (3 words), then 21 more words of it: the whole tail is the unsafe span.
+UNSAFE = [*CLEAN[:16], *UNSAFE_PHRASE.split(), *(f"unsafe-{i:02d}" for i in range(1, 22))]
+MODEL = "scripted-upstream"
+
+
+LONG = [f"word-{i:03d}" for i in range(1, 1001)]
+
+
+def script_for(messages: list[dict]) -> list[str]:
+    last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+    if "seaside" in last:
+        return UNSAFE
+    return LONG if "lighthouse" in last else CLEAN
+
+
+class ScriptedUpstream:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.port = free_port()
+        self.delay_s = delay_s
+        self.received: list[dict] = []
+        self._flaky_failures = 0
+        self.app = self._make_app()
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> ScriptedUpstream:
+        self._thread.start()
+        wait_until(lambda: self._server.started, 10, what="the scripted upstream")
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    def _make_app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            body = await request.json()
+            self.received.append(body)
+            last = body["messages"][-1].get("content") or ""
+            if "market" in last and self._flaky_failures < 2:
+                self._flaky_failures += 1
+                return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
+            words = script_for(body["messages"])[: body.get("max_tokens") or 10_000]
+            created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
+            if not body.get("stream"):
+                return {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": MODEL,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 20, "completion_tokens": len(words), "total_tokens": 20 + len(words)},
+                }
+
+            async def events():
+                for i, word in enumerate(words):
+                    chunk = {
+                        "id": cid,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": MODEL,
+                        "choices": [{"index": 0, "delta": {"content": word if i == 0 else f" {word}"}}],
+                    }
+                    yield f"data: {json.dumps(chunk)}\n\n"
+                    if self.delay_s:
+                        await asyncio.sleep(self.delay_s)
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        return app

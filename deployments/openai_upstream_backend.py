@@ -1,0 +1,116 @@
+"""Generation by any OpenAI-compatible server (vLLM, a Ray Serve LLM app, another gateway): SafeServe guards a
+model server that already exists.
+
+Connection errors, 429 and 5xx are retried with exponential backoff, but only before any output: a stream
+that has started is never replayed (the client would see text twice). The API key, if the upstream wants one,
+comes from the environment variable the config names, never from the config itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+
+import httpx
+
+from deployments.config import GeneratorConfig, UpstreamConfig
+from deployments.generation import Completion, SamplingParams, ToolCall
+from deployments.logs import get_logger
+
+logger = get_logger("generator")
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class UpstreamError(RuntimeError):
+    """The upstream failed or answered with something that is not an OpenAI chat completion."""
+
+
+class OpenAIUpstreamBackend:
+    def __init__(self, config: GeneratorConfig) -> None:
+        self.upstream: UpstreamConfig = config.upstream
+        headers = {}
+        api_key = os.environ.get(self.upstream.api_key_env)
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        timeout = httpx.Timeout(self.upstream.timeout_s, connect=self.upstream.connect_timeout_s)
+        self._client = httpx.Client(base_url=self.upstream.url.rstrip("/"), headers=headers, timeout=timeout)
+        logger.info("guarding upstream %s (model %s)", self.upstream.url, self.upstream.model)
+
+    def _body(self, messages: list[dict[str, str]], params: SamplingParams, stream: bool) -> dict:
+        body = {
+            "model": self.upstream.model,
+            "messages": messages,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stream": stream,
+        }
+        if params.seed is not None:
+            body["seed"] = params.seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        return body
+
+    def _send(self, body: dict) -> httpx.Response:
+        """POST /chat/completions, streamed, retried on connection errors, 429 and 5xx until it answers 200."""
+        attempt = 0
+        while True:
+            try:
+                request = self._client.build_request("POST", "/chat/completions", json=body)
+                response = self._client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                if attempt >= self.upstream.max_retries:
+                    raise UpstreamError(f"upstream unreachable: {exc.__class__.__name__}") from exc
+            else:
+                if response.status_code == 200:
+                    return response
+                response.read()
+                response.close()
+                if response.status_code not in RETRY_STATUSES or attempt >= self.upstream.max_retries:
+                    raise UpstreamError(f"upstream answered {response.status_code}: {response.text[:200]}")
+            attempt += 1
+            time.sleep(min(0.25 * 2**attempt, 4.0))
+
+    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
+        response = self._send(self._body(messages, params, stream=False))
+        try:
+            data = json.loads(response.read())
+            choice = data["choices"][0]
+            message = choice["message"]
+            usage = data.get("usage") or {}
+            calls = tuple(
+                ToolCall(id=call["id"], name=call["function"]["name"], arguments=call["function"].get("arguments", ""))
+                for call in message.get("tool_calls") or ()
+            )
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise UpstreamError(f"upstream answer is not a chat completion: {exc!r}") from exc
+        finally:
+            response.close()
+        return Completion(
+            text=message.get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            finish_reason=choice.get("finish_reason") or "stop",
+            tool_calls=calls,
+        )
+
+    def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
+        """The upstream's content deltas as they arrive; closing the iterator closes the upstream stream."""
+        response = self._send(self._body(messages, params, stream=True))
+        try:
+            for line in response.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    return
+                try:
+                    delta = json.loads(payload)["choices"][0].get("delta") or {}
+                except (ValueError, KeyError, IndexError) as exc:
+                    raise UpstreamError(f"upstream stream chunk is not a chat completion chunk: {exc!r}") from exc
+                if delta.get("content"):
+                    yield delta["content"]
+        finally:
+            response.close()

@@ -1,0 +1,56 @@
+"""Generation with the default model (SmolLM2, built by `safeserve models build`): constrained decoding makes a
+banned phrase impossible to emit, stop sequences end the answer, and a stream equals the whole answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from classifiers.steering import Steering, steer
+from deployments.config import GeneratorConfig
+from deployments.generation import SamplingParams
+from deployments.transformers_backend import TransformersBackend, cut_at_stop, without_stops
+
+PROMPT = steer([{"role": "user", "content": "Name three colours of the rainbow."}], Steering())
+GREEDY = SamplingParams(max_tokens=40)
+
+
+@pytest.fixture(scope="module")
+def default_model(models_dir) -> TransformersBackend:
+    return TransformersBackend(GeneratorConfig(device="cpu", torch_threads=2))
+
+
+@pytest.fixture(scope="module")
+def answer(default_model) -> str:
+    return default_model.generate(PROMPT, GREEDY).text
+
+
+def test_a_banned_phrase_cannot_be_generated(models_dir, default_model, answer) -> None:
+    # A word the model does say, unconstrained and greedy: banning it must change the answer.
+    word = next(w.strip(".,!:;") for w in answer.split()[2:] if len(w.strip(".,!:;")) > 3)
+    assert word.lower() in answer.lower()
+    banned = TransformersBackend(GeneratorConfig(device="cpu", torch_threads=2, banned_phrases=(word,)))
+    constrained = banned.generate(PROMPT, GREEDY).text
+    assert word.lower() not in constrained.lower(), (word, constrained)
+    streamed = "".join(banned.stream(PROMPT, GREEDY))
+    assert word.lower() not in streamed.lower()
+
+
+def test_a_stream_is_the_whole_answer_in_order(default_model, answer) -> None:
+    assert "".join(default_model.stream(PROMPT, GREEDY)).strip() == answer
+
+
+def test_a_stop_sequence_ends_the_answer_and_is_not_returned(default_model, answer) -> None:
+    stop = answer.split()[3]
+    params = SamplingParams(max_tokens=40, stop=(stop,))
+    stopped = default_model.generate(PROMPT, params)
+    assert stop not in stopped.text and answer.startswith(stopped.text)
+    assert stopped.finish_reason == "stop"
+    assert "".join(default_model.stream(PROMPT, params)).strip() == stopped.text
+
+
+def test_stop_sequences_split_across_pieces_are_still_cut() -> None:
+    assert cut_at_stop("one two STOP three", ("STOP",)) == ("one two ", True)
+    pieces = ["one t", "wo S", "TO", "P three"]
+    assert "".join(without_stops(iter(pieces), ("STOP",))) == "one two "
+    assert "".join(without_stops(iter(pieces), ())) == "one two STOP three"
+    assert "".join(without_stops(iter(["no stop here"]), ("STOP",))) == "no stop here"

@@ -1,0 +1,81 @@
+"""The streaming leak bound with the default model (SmolLM2 on the transformers backend): a stream is the whole
+answer in order; when the Moderator flags a span, the stream ends with content_filter and at most K pieces of
+the span (the hold-back window) ever reach the client."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+
+from tests.conftest import session_app_config
+from tests.e2e.conftest import SERVED_MODEL
+from tests.support import deploy, deployment_config
+
+pytestmark = pytest.mark.e2e
+PROMPT = "Write a short paragraph about the history of bread."
+
+
+def ask(base_url: str, key: str, stream: bool) -> httpx.Response:
+    body = {
+        "model": SERVED_MODEL,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 60,
+        "stream": stream,
+    }
+    return httpx.post(
+        f"{base_url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=180
+    )
+
+
+def streamed(response: httpx.Response) -> tuple[list[str], str | None]:
+    pieces, finish = [], None
+    for line in response.text.splitlines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            choice = json.loads(line[6:])["choices"][0]
+            if choice["delta"].get("content"):
+                pieces.append(choice["delta"]["content"])
+            finish = choice.get("finish_reason") or finish
+    return pieces, finish
+
+
+def test_the_default_model_streams_whole_and_is_cut_within_the_window(base_url, user_key) -> None:
+    answer = ask(base_url, user_key, stream=False).json()["choices"][0]["message"]["content"]
+    pieces, finish = streamed(ask(base_url, user_key, stream=True))
+    assert "".join(pieces).strip() == answer and finish in ("stop", "length")
+
+    words = re.findall(r"[A-Za-z]{4,}", answer)
+    assert len(words) >= 12, answer
+    flagged = words[len(words) // 2]  # a word from the middle of what the model says
+    config = session_app_config()
+    ingress = deployment_config(config, "Ingress")["user_config"]
+    holdback = ingress["stream_moderation"]["holdback_tokens"]
+    moderator = deployment_config(config, "Moderator")["user_config"]
+    moderator["denylist"].append(
+        {"name": "test-flagged-word", "category": "violence", "action": "block", "pattern": rf"\b{flagged}\b"}
+    )
+    deploy(config)
+    try:
+        cut, finish = streamed(ask(base_url, user_key, stream=True))
+    finally:
+        deploy(session_app_config())
+    assert finish == "content_filter"
+    delivered = "".join(cut)
+    assert flagged not in delivered and answer.startswith(delivered.strip())
+    # The span starts at the flagged word; nothing from there on reached the client (0 <= K pieces), and what
+    # preceded it was delivered but for the pieces still in the window when the Moderator caught the word.
+    span_start = answer.index(flagged)
+    assert len(delivered.strip()) <= span_start
+    before_span = sum(1 for end in _ends(pieces) if end <= span_start)
+    assert len(cut) >= before_span - holdback - ingress["stream_moderation"]["check_every_tokens"]
+
+
+def _ends(pieces: list[str]) -> list[int]:
+    """Where each piece of the full stream ends in the answer (leading whitespace of the stream trimmed)."""
+    ends, total = [], -(len("".join(pieces)) - len("".join(pieces).lstrip()))
+    for piece in pieces:
+        total += len(piece)
+        ends.append(total)
+    return ends
