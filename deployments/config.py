@@ -89,6 +89,7 @@ class GeneratorConfig(_Config):
         None, ge=1, description="Override torch's thread count (Ray sets it to num_cpus)."
     )
     max_new_tokens: int = Field(256, ge=1, description="Ceiling on tokens generated per request.")
+    max_batch_size: int = Field(8, ge=1, description="Concurrent non-streamed requests generated as one batch.")
     steering: Steering = Steering()
     tier_steering: dict[str, Steering] = Field(
         default_factory=dict, description="Per tier, a system prompt and refusal examples that replace `steering`."

@@ -38,6 +38,12 @@ class Completion:
 class GeneratorBackend(Protocol):
     def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion: ...
 
+    def generate_batch(
+        self, conversations: list[list[dict[str, str]]], params: list[SamplingParams]
+    ) -> list[Completion]:
+        """One answer per conversation, in order: what the Generator calls with concurrent requests."""
+        ...
+
     def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
         """Yield text pieces as they are generated; closing the iterator stops generation."""
         ...

@@ -10,6 +10,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+from ray import serve
+
 from classifiers.steering import steer
 from deployments.config import GeneratorConfig, GeneratorOverrides
 from deployments.generation import Completion, GeneratorBackend, SamplingParams
@@ -29,6 +31,7 @@ class Generator:
         config = GeneratorOverrides().apply(user_config)
         if self._backend is None or self.config is None or self.config.load_key() != config.load_key():
             self._backend = _BACKENDS[config.backend](config)
+        self.generate.set_max_batch_size(config.max_batch_size)
         self.config = config
 
     def prompt_messages(self, messages: list[dict[str, str]], tier: str | None = None) -> list[dict[str, str]]:
@@ -42,10 +45,12 @@ class Generator:
             stop=tuple(dict.fromkeys((*params.stop, *self.config.stop))),
         )
 
-    async def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
-        # Generation blocks for seconds: keep the replica's event loop free for health checks and streams.
-        prompt = self.prompt_messages(messages, params.tier)
-        return await asyncio.to_thread(self._backend.generate, prompt, self._params(params))
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def generate(self, messages: list[list[dict[str, str]]], params: list[SamplingParams]) -> list[Completion]:
+        """One call per request, `generate(messages, params)`; Serve gathers concurrent calls into one batch.
+        Generation blocks for seconds: it runs in a thread, keeping the event loop free for health checks."""
+        prompts = [self.prompt_messages(m, p.tier) for m, p in zip(messages, params, strict=True)]
+        return await asyncio.to_thread(self._backend.generate_batch, prompts, [self._params(p) for p in params])
 
     async def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> AsyncIterator[str]:
         pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params))

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -95,6 +96,13 @@ class OpenAIUpstreamBackend:
             finish_reason=choice.get("finish_reason") or "stop",
             tool_calls=calls,
         )
+
+    def generate_batch(
+        self, conversations: list[list[dict[str, str]]], params: list[SamplingParams]
+    ) -> list[Completion]:
+        """Concurrent requests to the upstream, which batches them itself (vLLM, Ray Serve LLM)."""
+        with ThreadPoolExecutor(max_workers=len(conversations)) as pool:
+            return list(pool.map(self.generate, conversations, params))
 
     def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
         """The upstream's content deltas as they arrive; closing the iterator closes the upstream stream."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -57,9 +58,13 @@ class TransformersBackend:
         self.bad_words_ids = banned_token_sequences(self.tokenizer, config.banned_phrases)
         logger.info("loaded %s on %s", Path(source).name if local.exists() else source, self.device)
 
-    def _inputs(self, messages: list[dict[str, str]]) -> dict[str, torch.Tensor]:
+    def _inputs(self, conversations: list[list[dict[str, str]]]) -> dict[str, torch.Tensor]:
+        """Token ids of one or more conversations, left-padded so their answers start in the same column."""
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
         encoded = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            conversations, add_generation_prompt=True, return_tensors="pt", return_dict=True, padding=True
         )
         return {name: tensor.to(self.device) for name, tensor in encoded.items()}
 
@@ -78,22 +83,52 @@ class TransformersBackend:
         return kwargs
 
     def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
-        inputs = self._inputs(messages)
-        prompt_tokens = inputs["input_ids"].shape[1]
+        return self.generate_batch([messages], [params])[0]
+
+    def generate_batch(
+        self, conversations: list[list[dict[str, str]]], params: list[SamplingParams]
+    ) -> list[Completion]:
+        """Answers to several conversations: those that sample alike (greedy, or the same temperature, top_p
+        and stops without a seed) run as one padded batch; each keeps its own max_tokens."""
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(params):
+            key = (p.temperature, p.top_p, p.stop) if p.seed is None or p.temperature == 0 else ("seeded", i)
+            groups.setdefault(key, []).append(i)
+        results: list[Completion | None] = [None] * len(conversations)
+        for indices in groups.values():
+            done = self._generate_together([conversations[i] for i in indices], [params[i] for i in indices])
+            for i, completion in zip(indices, done, strict=True):
+                results[i] = completion
+        return results
+
+    def _generate_together(
+        self, conversations: list[list[dict[str, str]]], params: list[SamplingParams]
+    ) -> list[Completion]:
+        inputs = self._inputs(conversations)
+        width = inputs["input_ids"].shape[1]
+        longest = replace(params[0], max_tokens=max(p.max_tokens for p in params))
         with torch.inference_mode():
-            output = self.model.generate(**inputs, **self._generate_kwargs(params))
-        new_tokens = output[0, prompt_tokens:]
-        finished = bool(len(new_tokens)) and new_tokens[-1].item() == self.tokenizer.eos_token_id
-        text, stopped = cut_at_stop(self.tokenizer.decode(new_tokens, skip_special_tokens=True), params.stop)
-        return Completion(
-            text=text.strip(),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=len(new_tokens),
-            finish_reason="stop" if finished or stopped or len(new_tokens) < params.max_tokens else "length",
-        )
+            output = self.model.generate(**inputs, **self._generate_kwargs(longest))
+        completions = []
+        for row, p in enumerate(params):
+            new_tokens = output[row, width:][: p.max_tokens].tolist()
+            eos = self.tokenizer.eos_token_id
+            finished = eos in new_tokens
+            if finished:
+                new_tokens = new_tokens[: new_tokens.index(eos) + 1]
+            text, stopped = cut_at_stop(self.tokenizer.decode(new_tokens, skip_special_tokens=True), p.stop)
+            completions.append(
+                Completion(
+                    text=text.strip(),
+                    prompt_tokens=int(inputs["attention_mask"][row].sum()),
+                    completion_tokens=len(new_tokens),
+                    finish_reason="stop" if finished or stopped or len(new_tokens) < p.max_tokens else "length",
+                )
+            )
+        return completions
 
     def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
-        inputs = self._inputs(messages)
+        inputs = self._inputs([messages])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop = threading.Event()
         kwargs = {

@@ -54,3 +54,17 @@ def test_stop_sequences_split_across_pieces_are_still_cut() -> None:
     assert "".join(without_stops(iter(pieces), ("STOP",))) == "one two "
     assert "".join(without_stops(iter(pieces), ())) == "one two STOP three"
     assert "".join(without_stops(iter(["no stop here"]), ("STOP",))) == "no stop here"
+
+
+def test_concurrent_requests_are_generated_as_one_batch_with_the_same_answers(default_model, answer) -> None:
+    others = [
+        steer([{"role": "user", "content": "What is the capital of France?"}], Steering()),
+        steer([{"role": "user", "content": "Write one sentence about autumn leaves and the wind."}], Steering()),
+    ]
+    params = [GREEDY, SamplingParams(max_tokens=5), SamplingParams(max_tokens=30)]
+    batch = default_model.generate_batch([PROMPT, *others], params)
+    alone = [default_model.generate(conversation, p) for conversation, p in zip([PROMPT, *others], params, strict=True)]
+    assert batch[0].text == answer
+    assert [c.text for c in batch] == [c.text for c in alone]
+    assert batch[1].completion_tokens <= 5 and batch[1].finish_reason == "length"
+    assert [c.prompt_tokens for c in batch] == [c.prompt_tokens for c in alone]
