@@ -6,10 +6,12 @@ cost a hop. Every non-allow decision is recorded as an incident, and review-band
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
 import uuid
+from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator
 
 from redis.exceptions import RedisError
@@ -350,9 +352,11 @@ async def stream_completion(
     """SSE events of a moderated stream.
 
     The newest `holdback_tokens` pieces are withheld until the Moderator has checked the text that contains
-    them, so at most that many pieces of an unsafe span can reach the client before the cut. Redactions are
-    applied to held-back text as it is released; one that would reach into text already sent ends the stream
-    with `content_filter` (`serve_app/streaming.py`).
+    them, so a piece is sent only after a check that saw at least that many pieces after it. Checks run while
+    the generator goes on (one at a time, each on the whole text so far, the next as soon as the last is done
+    and `check_every_tokens` new pieces are in), so the stream is not slowed to the Moderator's pace. Redactions
+    are applied to held-back text as it is released; one that would reach into text already sent ends the
+    stream with `content_filter` (`serve_app/streaming.py`).
     """
     window = gateway.config.stream_moderation
     chunk_id, created = completion_id(), int(time.time())
@@ -364,24 +368,34 @@ async def stream_completion(
 
     yield chunk(Delta(role="assistant", content=""))
     held = StreamWindow(holdback=window.holdback_tokens)
-    unchecked = 0
     stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(request), params)
+    pieces = stream.__aiter__()
+    next_piece: asyncio.Future | None = asyncio.ensure_future(pieces.__anext__())
+    check: asyncio.Future | None = None
+    checked = unchecked = 0  # pending pieces the running check covers; pieces added since it started
     try:
-        async for piece in stream:
-            held.add(piece)
-            unchecked += 1
-            if unchecked < window.check_every_tokens:
-                continue
-            unchecked = 0
-            verdict = await moderate(gateway, ctx, access, held.text, request_text)
-            ready, verdict = held.release(verdict)
-            if ready is None:
-                await report(gateway, ctx, access, verdict, request_text, output=held.text)
-                yield chunk(Delta(), "content_filter")
-                yield _sse("[DONE]")
-                return
-            for text in ready:
-                yield chunk(Delta(content=text))
+        while next_piece is not None or check is not None:
+            await asyncio.wait([f for f in (next_piece, check) if f is not None], return_when=FIRST_COMPLETED)
+            if next_piece is not None and next_piece.done():
+                try:
+                    held.add(next_piece.result())
+                    unchecked += 1
+                    next_piece = asyncio.ensure_future(pieces.__anext__())
+                except StopAsyncIteration:
+                    next_piece = None
+            if check is not None and check.done():
+                ready, verdict = held.release(check.result(), checked=checked)
+                check = None
+                if ready is None:
+                    await report(gateway, ctx, access, verdict, request_text, output=held.text)
+                    yield chunk(Delta(), "content_filter")
+                    yield _sse("[DONE]")
+                    return
+                for text in ready:
+                    yield chunk(Delta(content=text))
+            if check is None and next_piece is not None and unchecked >= window.check_every_tokens:
+                checked, unchecked = len(held.pending), 0
+                check = asyncio.ensure_future(moderate(gateway, ctx, access, held.text, request_text))
         text = held.text
         verdict = await moderate(gateway, ctx, access, text, request_text)
         ready, verdict = held.release(verdict, final=True)
@@ -400,6 +414,9 @@ async def stream_completion(
         message = "The generator failed mid-stream."
         yield _sse(error_body(message, "server_error", "generator_unavailable", request_id=ctx.request_id))
     finally:
+        for pending in (next_piece, check):
+            if pending is not None:
+                pending.cancel()
         stream.cancel()
         # Tokens actually spent: the prompt as counted at admission, and the pieces generated.
         prompt_tokens = access.admission.reserved_tokens - params.max_tokens if access.admission else 0

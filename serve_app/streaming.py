@@ -37,14 +37,19 @@ class StreamWindow:
         """Redactions of `text` that start in text already sent and were not applied when it was sent."""
         return [r for r in redactions if r.start < len(self.released) and (r.kind, r.start, r.end) not in self._settled]
 
-    def advance(self, redactions: tuple[Redaction, ...], final: bool = False) -> list[str] | None:
-        """The chunks to send now after a check of `text` that found `redactions`; None: end the stream.
+    def advance(
+        self, redactions: tuple[Redaction, ...], final: bool = False, checked: int | None = None
+    ) -> list[str] | None:
+        """The chunks to send now after a check that found `redactions`; None: end the stream.
 
-        `final` releases everything pending (the generator is done)."""
+        The check covered the released text and the first `checked` pending pieces (all of them when None:
+        pieces may have arrived while it ran); of those, all but the newest `holdback` are released. `final`
+        releases everything checked (the generator is done)."""
         if self.unretractable(redactions):
             return None
         base = len(self.released)
-        cut = len(self.pending) if final else max(len(self.pending) - self.holdback, 0)
+        covered = len(self.pending) if checked is None else min(checked, len(self.pending))
+        cut = covered if final else max(covered - self.holdback, 0)
         boundary = base + sum(len(piece) for piece in self.pending[:cut])
         fresh = [r for r in redactions if r.start >= base]
         if any(r.start < boundary < r.end for r in fresh):
@@ -60,12 +65,15 @@ class StreamWindow:
         shifted = [replace(r, start=r.start - base, end=r.end - base) for r in inside]
         return [apply_redactions(original, shifted)]
 
-    def release(self, verdict: Verdict, final: bool = False) -> tuple[list[str] | None, Verdict]:
-        """`advance` after a Moderator check of `text`: the chunks to send (None: end the stream with
-        `content_filter`), and the verdict to record, a block when a redaction could not be applied."""
+    def release(
+        self, verdict: Verdict, final: bool = False, checked: int | None = None
+    ) -> tuple[list[str] | None, Verdict]:
+        """`advance` after a Moderator check of the text with `checked` pending pieces: the chunks to send
+        (None: end the stream with `content_filter`), and the verdict to record, a block when a redaction could
+        not be applied."""
         if verdict.action is Action.BLOCK:
             return None, verdict
-        chunks = self.advance(verdict.redactions, final=final)
+        chunks = self.advance(verdict.redactions, final=final, checked=checked)
         if chunks is None:
             return None, unretractable_verdict(verdict, self.unretractable(verdict.redactions))
         return chunks, verdict

@@ -81,3 +81,23 @@ def test_a_swear_word_is_released_masked_and_settled() -> None:
     feed(window, [" Again."])
     chunks, _ = window.release(LexiconPolicy().check(window.text, layer="moderator"), final=True)
     assert chunks == ["!", " Again."]
+
+
+def test_pieces_that_arrived_during_a_check_wait_for_the_next_one() -> None:
+    window = StreamWindow(holdback=2)
+    feed(window, ["one ", "two ", "three ", "four "])
+    verdict = POLICY.check(window.text, layer="moderator")  # the check sees four pieces...
+    feed(window, ["five ", "six "])  # ...while two more arrive
+    chunks, _ = window.release(verdict, checked=4)
+    assert chunks == ["one ", "two "]  # only checked pieces with 2 checked ones after them
+    assert window.pending == ["three ", "four ", "five ", "six "]
+
+
+def test_a_redaction_applies_to_what_the_check_covered_while_later_pieces_wait() -> None:
+    window = StreamWindow(holdback=1)
+    feed(window, ["Mail ", "jane@example.org", " now"])
+    verdict = POLICY.check(window.text, layer="moderator")
+    feed(window, [" more"])
+    chunks, _ = window.release(verdict, checked=3)
+    assert chunks == ["Mail [email]"]  # redacted as released; " now" still held, " more" unchecked
+    assert window.pending == [" now", " more"]
