@@ -106,12 +106,13 @@ class OutputModerator:
             self.thresholds.decide(own, layer=LAYER, reason="model"),
             self.answer_thresholds.decide(in_context, layer=LAYER, reason="answer"),
         ]
+        merged = max_scores([own, in_context])
         if is_strict:
-            models.append(self.strict_thresholds.decide(max_scores([own, in_context]), layer=LAYER, reason="strict"))
+            models.append(self.strict_thresholds.decide(merged, layer=LAYER, reason="strict"))
         verdict = strongest([denied, *models, sensitive, words], layer=LAYER)
         rules = strongest([denied, sensitive, words], layer=LAYER)
         # Secrets and personal data first: a word inside an email address is hidden by its placeholder.
         redactions = merge_redactions(sensitive.redactions, words.redactions)
         if verdict.action is not Action.BLOCK and redactions:
             verdict = replace(verdict, reasons=verdict.reasons + redaction_reasons(redactions), redactions=redactions)
-        return Assessment(verdict, max_scores([own, in_context]), rules)
+        return Assessment(verdict, merged, rules)

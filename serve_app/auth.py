@@ -59,10 +59,15 @@ class KeyStore:
         info = ApiKeyInfo.model_validate_json(raw)
         return None if info.revoked else info
 
-    async def get(self, key_id: str) -> ApiKeyInfo | None:
+    async def _find(self, key_id: str) -> tuple[str, ApiKeyInfo] | None:
+        """The key's stored hash and record."""
         digest = await self.redis.get(HASH_BY_ID.format(key_id))
         raw = digest and await self.redis.get(KEY_BY_HASH.format(digest))
-        return ApiKeyInfo.model_validate_json(raw) if raw else None
+        return (digest, ApiKeyInfo.model_validate_json(raw)) if raw else None
+
+    async def get(self, key_id: str) -> ApiKeyInfo | None:
+        found = await self._find(key_id)
+        return found[1] if found else None
 
     async def list(self) -> list[ApiKeyInfo]:
         ids = await self.redis.zrange(KEY_IDS, 0, -1)
@@ -71,11 +76,11 @@ class KeyStore:
         return [ApiKeyInfo.model_validate_json(raw) for raw in raws if raw]
 
     async def revoke(self, key_id: str, actor: str = "admin") -> ApiKeyInfo | None:
-        info = await self.get(key_id)
-        if info is None:
+        found = await self._find(key_id)
+        if found is None:
             return None
+        digest, info = found
         revoked = info.model_copy(update={"revoked": True})
-        digest = await self.redis.get(HASH_BY_ID.format(key_id))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(KEY_BY_HASH.format(digest), revoked.model_dump_json())
             pipe.xadd(AUDIT_STREAM, audit_fields(actor, "key.revoke", f"key:{key_id}", _public(info), _public(revoked)))
@@ -84,12 +89,13 @@ class KeyStore:
 
     async def rotate(self, key_id: str, actor: str = "admin") -> CreatedKey | None:
         """A new secret for the same id, user, tier, role and limits; the old secret stops working at once."""
-        info = await self.get(key_id)
-        if info is None or info.revoked:
+        found = await self._find(key_id)
+        if found is None or found[1].revoked:
             return None
+        old_digest, info = found
         key = new_secret_key(key_id)
         rotated = info.model_copy(update={"rotated_at": time.time()})
-        old_digest, new_digest = await self.redis.get(HASH_BY_ID.format(key_id)), self.hash_key(key)
+        new_digest = self.hash_key(key)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(KEY_BY_HASH.format(old_digest))
             pipe.set(KEY_BY_HASH.format(new_digest), rotated.model_dump_json())

@@ -40,16 +40,21 @@ def _is_admin_key(gateway: Gateway, token: str) -> bool:
     return admin_key is not None and hmac.compare_digest(token.encode(), admin_key.get_secret_value().encode())
 
 
+async def identify(gateway: Gateway, token: str) -> ApiKeyInfo | None:
+    """Who a bearer token is: the admin identity, an active key, or None. Redis errors propagate."""
+    if _is_admin_key(gateway, token):
+        return ADMIN_IDENTITY
+    return await gateway.keys.lookup(token)
+
+
 async def authenticate(gateway: GatewayDep, timer: TimerDep, credentials: Credentials) -> ApiKeyInfo:
     if credentials is None or not credentials.credentials:
         raise NotAuthenticated(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
         )
     with timer.stage("auth"):
-        if _is_admin_key(gateway, credentials.credentials):
-            return ADMIN_IDENTITY
         try:
-            key = await gateway.keys.lookup(credentials.credentials)
+            key = await identify(gateway, credentials.credentials)
         except RedisError as exc:
             INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "fail_closed"})
             logger.error("key lookup failed: %s", exc.__class__.__name__)

@@ -28,13 +28,13 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 """
 
-# KEYS: requests TAT, tokens TAT, day counter. ARGV: (unused), rpm, tpm, tpd, tokens. A limit of 0 means
-# unlimited. Returns, per limit (requests, tokens, day): allowed (1/0), remaining, ms until the limit is whole
-# again, ms until this request could pass (0 when it passes).
+# KEYS: requests TAT, tokens TAT, day counter. ARGV: rpm, tpm, tpd, tokens. A limit of 0 means unlimited.
+# Returns, per limit (requests, tokens, day): allowed (1/0), remaining, ms until the limit is whole again, ms
+# until this request could pass (0 when it passes).
 _ADMIT = (
     _NOW
     + """
-local tokens = tonumber(ARGV[5])
+local tokens = tonumber(ARGV[4])
 local day_left = 86400000 - now % 86400000
 
 local function gcra(key, limit, cost)
@@ -51,10 +51,10 @@ local function gcra(key, limit, cost)
   return {1, math.floor((now - (new_tat - 60000)) / interval), math.ceil(new_tat - now), 0, new_tat}
 end
 
-local requests = gcra(KEYS[1], tonumber(ARGV[2]), 1)
-local minute = gcra(KEYS[2], tonumber(ARGV[3]), tokens)
+local requests = gcra(KEYS[1], tonumber(ARGV[1]), 1)
+local minute = gcra(KEYS[2], tonumber(ARGV[2]), tokens)
 local day = {1, -1, 0, 0}
-local quota = tonumber(ARGV[4])
+local quota = tonumber(ARGV[3])
 if quota > 0 then
   local used = tonumber(redis.call('GET', KEYS[3]) or 0)
   local reset = day_left
@@ -79,12 +79,12 @@ return {requests[1], requests[2], requests[3], requests[4],
 """
 )
 
-# KEYS: tokens TAT, day counter. ARGV: (unused), tpm, tokens to give back.
+# KEYS: tokens TAT, day counter. ARGV: tpm, tokens to give back.
 _SETTLE = (
     _NOW
     + """
-local limit = tonumber(ARGV[2])
-local back = tonumber(ARGV[3])
+local limit = tonumber(ARGV[1])
+local back = tonumber(ARGV[2])
 if limit > 0 then
   local tat = tonumber(redis.call('GET', KEYS[1]))
   if tat then
@@ -170,7 +170,7 @@ class RateLimiter:
         refused request counts against nothing."""
         now_ms = int(time.time() * 1000)
         values = [limits.requests_per_minute or 0, limits.tokens_per_minute or 0, limits.tokens_per_day or 0]
-        raw = await self._admit(keys=self._keys(key_id, now_ms), args=[0, *values, tokens])
+        raw = await self._admit(keys=self._keys(key_id, now_ms), args=[*values, tokens])
         states = [
             LimitState(name, limit or None, int(raw[i + 1]), int(raw[i + 2]), int(raw[i + 3]))
             for name, limit, i in zip(("requests", "tokens", "tokens-day"), values, (0, 4, 8), strict=True)
@@ -184,4 +184,4 @@ class RateLimiter:
             return
         now_ms = int(time.time() * 1000)
         keys = self._keys(key_id, now_ms)
-        await self._settle(keys=[keys[1], keys[2]], args=[0, limits.tokens_per_minute or 0, back])
+        await self._settle(keys=[keys[1], keys[2]], args=[limits.tokens_per_minute or 0, back])

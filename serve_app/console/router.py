@@ -6,7 +6,6 @@ change is a POST with the session's CSRF token; every response forbids framing, 
 
 from __future__ import annotations
 
-import hmac
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from redis.exceptions import RedisError
 from deployments.review_store import Decision
 from serve_app.console import session as sessions
 from serve_app.console.highlight import flagged_spans, segments
-from serve_app.deps import ADMIN_IDENTITY, GatewayDep
+from serve_app.deps import ADMIN_IDENTITY, GatewayDep, identify
 from serve_app.errors import SafeServeError
 from serve_app.gateway import Gateway
 from serve_app.reviews import call_reviews, decide, get_item
@@ -66,13 +65,6 @@ async def _signed_in(request: Request, gateway: Gateway) -> tuple[sessions.Conso
     return session, key
 
 
-async def _identify(gateway: Gateway, token: str) -> ApiKeyInfo | None:
-    admin_key = gateway.settings.admin_key
-    if admin_key is not None and hmac.compare_digest(token.encode(), admin_key.get_secret_value().encode()):
-        return ADMIN_IDENTITY
-    return await gateway.keys.lookup(token)
-
-
 @router.get("/static/console.css")
 async def stylesheet() -> FileResponse:
     return FileResponse(HERE / "console.css", media_type="text/css", headers={"Cache-Control": "max-age=3600"})
@@ -91,7 +83,7 @@ async def login(request: Request, gateway: GatewayDep, api_key: Field = "", csrf
     if not sessions.login_token_valid(request, gateway.settings, csrf):
         return _redirect("/console/login?error=The+form+expired%3B+please+sign+in+again.")
     try:
-        key = await _identify(gateway, api_key.strip())
+        key = await identify(gateway, api_key.strip())
     except RedisError:
         return _redirect("/console/login?error=Sign-in+is+unavailable+right+now%3B+please+retry.")
     if key is None or key.role not in REVIEWER_ROLES:
