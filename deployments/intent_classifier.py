@@ -10,6 +10,7 @@ from classifiers.intent_model import IntentModel
 from classifiers.paths import resolve_model_path
 from classifiers.verdict import Verdict
 from deployments.config import IntentClassifierConfig, IntentModelConfig
+from deployments.scores import observe_scores
 
 
 def load_intent_model(config: IntentModelConfig) -> IntentModel:
@@ -38,7 +39,9 @@ class IntentClassifier:
     async def classify(self, conversations: list[list[Turn]], strict: list[bool]) -> list[Verdict]:
         """One call per request: `classify(turns, strict)`, its untrusted turns (each as its views) and whether it
         runs on the strict policy. Serve gathers concurrent calls into a batch."""
-        return self._analyzer.classify(conversations, strict)
+        verdicts = self._analyzer.classify(conversations, strict)
+        observe_scores("intent", verdicts)
+        return verdicts
 
     async def ready(self) -> bool:
         return self._analyzer is not None

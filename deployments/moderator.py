@@ -18,6 +18,7 @@ from classifiers.verdict import Verdict
 from deployments.config import ModeratorConfig
 from deployments.devices import pick_device
 from deployments.intent_classifier import load_intent_model
+from deployments.scores import observe_scores
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,9 @@ class Moderator:
         there is none), strict whether the request runs on the strict policy. Serve gathers concurrent calls into
         one model batch. A verdict that does not block may carry `redactions`: spans of the text to replace before
         it is delivered."""
-        return self._moderator.moderate(texts, questions, strict)
+        verdicts = self._moderator.moderate(texts, questions, strict)
+        observe_scores("moderator", verdicts)
+        return verdicts
 
     async def ready(self) -> bool:
         return self._moderator is not None

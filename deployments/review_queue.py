@@ -34,6 +34,9 @@ TIME_TO_DECISION = metrics.Histogram(
     description="From queued to decided.",
     boundaries=[60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400],
 )
+REDIS_UP = metrics.Gauge(
+    "safeserve_redis_up", description="1 if the last review sweep (every sweep_interval_s) reached Redis, else 0."
+)
 SPOOL = metrics.Counter(
     "safeserve_review_spool_total",
     description="Items written to the local spool while Redis was unreachable, and replayed.",
@@ -64,7 +67,9 @@ class ReviewQueue:
             await asyncio.sleep(self.config.sweep_interval_s)
             try:
                 await self.sweep()
+                REDIS_UP.set(1)
             except RedisError as exc:
+                REDIS_UP.set(0)
                 logger.warning("review sweep: Redis unavailable (%s)", exc.__class__.__name__)
             except Exception:
                 logger.exception("review sweep failed")
@@ -123,6 +128,10 @@ class ReviewQueue:
 
     async def stats(self) -> dict[str, float]:
         return {**await self._store.stats(), "spooled": self._spool.pending()}
+
+    async def check_health(self) -> None:
+        """Serve's periodic health check; it also starts the sweep on a replica no request has reached yet."""
+        self._ensure_sweeper()
 
     async def ready(self) -> bool:
         self._ensure_sweeper()

@@ -36,6 +36,7 @@ class Access:
     limits: Limits
     strict: bool  # decide this request on the strict policy
     admission: Admission | None  # None: no limit is set, or the limiter failed open
+    prompt_tokens: int  # counted with the served model's tokenizer
 
     def headers(self) -> dict[str, str]:
         return self.admission.headers() if self.admission else {}
@@ -81,8 +82,9 @@ async def admit(
             )
         strict = strict or check.needs_strict_policy
     limits = tier.limits.merged(ctx.key.limits)
-    admission = await _reserve(gateway, ctx, limits, gateway.tokens.count(texts) + max_tokens)
-    return Access(tier=tier, limits=limits, strict=strict, admission=admission)
+    prompt_tokens = gateway.tokens.count(texts)
+    admission = await _reserve(gateway, ctx, limits, prompt_tokens + max_tokens)
+    return Access(tier=tier, limits=limits, strict=strict, admission=admission, prompt_tokens=prompt_tokens)
 
 
 async def _reserve(gateway: Gateway, ctx: RequestContext, limits: Limits, tokens: int) -> Admission | None:

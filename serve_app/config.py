@@ -149,6 +149,12 @@ class IngressConfig(_Config):
     )
     reputation: ReputationConfig = ReputationConfig()
     safe_mode: bool = Field(False, description="Kill switch: decide every request on the strict policy.")
+    stop_generation: bool = Field(
+        False,
+        description="Kill switch: chat completions are refused with 503 `generation_stopped`; moderation, "
+        "reviews, admin and the console stay up.",
+    )
+    stop_generation_message: str = "Generation is paused by the operators of this service. Please try again later."
     review_modes: dict[Category, Literal["async", "hold"]] = Field(
         default_factory=dict,
         description="Per category: `async` delivers the answer and reviews it afterwards, `hold` withholds it "

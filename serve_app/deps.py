@@ -47,7 +47,7 @@ async def identify(gateway: Gateway, token: str) -> ApiKeyInfo | None:
     return await gateway.keys.lookup(token)
 
 
-async def authenticate(gateway: GatewayDep, timer: TimerDep, credentials: Credentials) -> ApiKeyInfo:
+async def authenticate(request: Request, gateway: GatewayDep, timer: TimerDep, credentials: Credentials) -> ApiKeyInfo:
     if credentials is None or not credentials.credentials:
         raise NotAuthenticated(
             "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
@@ -63,6 +63,7 @@ async def authenticate(gateway: GatewayDep, timer: TimerDep, credentials: Creden
             ) from exc
     if key is None:
         raise NotAuthenticated("Incorrect or revoked API key provided.")
+    request.state.key = key  # for the request's log line
     return key
 
 

@@ -22,7 +22,7 @@ from serve_app.config import IngressConfig, Settings
 from serve_app.errors import ServiceUnavailable
 from serve_app.incidents import IncidentRecorder
 from serve_app.limits import RateLimiter
-from serve_app.metrics import INFRA_ERRORS
+from serve_app.metrics import INFRA_ERRORS, KILL_SWITCHES
 from serve_app.reputation import ReputationStore
 from serve_app.tokens import TokenCounter
 
@@ -66,6 +66,10 @@ class Gateway:
         self.input_patterns = PatternSet(list(config.input_patterns), layer="input_patterns")
         self.tokens = TokenCounter(config.tokenizer_path)
         self.config = config
+        for switch in ("safe_mode", "stop_generation"):
+            KILL_SWITCHES.set(int(getattr(config, switch)), tags={"switch": switch})
+        if config.safe_mode or config.stop_generation:
+            logger.warning("kill switches: safe_mode=%s stop_generation=%s", config.safe_mode, config.stop_generation)
 
     async def call(
         self,

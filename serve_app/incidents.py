@@ -52,9 +52,12 @@ class IncidentRecorder:
         self.redis = redis
 
     def log(self, record: dict[str, Any]) -> str:
-        line = json.dumps(record, default=str)
-        logger.info(line)
-        return line
+        """One log line per decision: `incident` for the non-allow ones, `decision` otherwise, with the record's
+        fields at the top level of Serve's JSON line (which adds the request id itself)."""
+        fields = {("http_route" if k == "route" else k): v for k, v in record.items() if k != "request_id"}
+        message = "decision" if record["action"] == "allow" and not record["reasons"] else "incident"
+        logger.info(message, extra={"ray_serve_extra_fields": fields})
+        return json.dumps(record, default=str)
 
     async def record(self, record: dict[str, Any], config: IncidentConfig) -> None:
         line = self.log(record)

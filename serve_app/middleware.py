@@ -1,19 +1,44 @@
 """Per-request bookkeeping as plain ASGI middleware (no buffering, so streams stay incremental):
-the request id, a stage timer, and the request counter and latency metrics."""
+the request id, a stage timer, the request counter and latency metrics, and one JSON log line per request."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from ray.serve.context import _get_serve_request_context
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.logs import get_logger
 from serve_app.metrics import REQUESTS, STAGE_LATENCY
 from serve_app.timing import StageTimer
+
+logger = get_logger("requests")
 
 
 def serve_request_id() -> str:
     """Serve's own request id: it honours an incoming `x-request-id`, echoes it in the response and follows
     the request through every deployment handle call (Ray documents it only through this accessor)."""
     return _get_serve_request_context().request_id
+
+
+def request_log_fields(scope: Scope, state: dict[str, Any], route: str, status: int) -> dict[str, Any]:
+    """What the request's log line says: who (key id and user, never the key), what was decided, how long each
+    stage took and the tokens spent. No prompt or answer text: that lives, redacted, in the incident records.
+    Serve's log formatter adds the request id, deployment and replica (names here avoid its `route`)."""
+    timer: StageTimer = state["timer"]
+    key = state.get("key")
+    return {
+        "http_method": scope["method"],
+        "http_route": route,
+        "http_status": status,
+        "decision": state.get("decision", "none"),
+        "user_id": key.user_id if key else None,
+        "key_id": key.id if key else None,
+        "tier": key.tier if key else None,
+        "stage_ms": {name: round(ms, 2) for name, ms in timer.stages.items()},
+        "total_ms": round(timer.total_ms(), 2),
+        "tokens": state.get("tokens"),
+    }
 
 
 class RequestContextMiddleware:
@@ -38,9 +63,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, record_status)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            REQUESTS.inc(tags={"route": path, "status": str(status), "decision": state.get("decision", "none")})
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.inc(tags={"route": route, "status": str(status), "decision": state.get("decision", "none")})
             for stage, ms in timer.stages.items():
                 STAGE_LATENCY.observe(ms, tags={"stage": stage})
             STAGE_LATENCY.observe(timer.total_ms(), tags={"stage": "total"})
+            logger.info("request", extra={"ray_serve_extra_fields": request_log_fields(scope, state, route, status)})

@@ -29,7 +29,7 @@ from serve_app.deps import RequestContext
 from serve_app.errors import PolicyViolation, SafeServeError, ServiceUnavailable, error_body
 from serve_app.gateway import Gateway
 from serve_app.incidents import incident_record
-from serve_app.metrics import DECISIONS, INFRA_ERRORS, REPUTATION_CHANGES
+from serve_app.metrics import DECISIONS, INFRA_ERRORS, REPUTATION_CHANGES, TIME_TO_FIRST_TOKEN, TOKENS
 from serve_app.schemas.chat import (
     AssistantMessage,
     ChatCompletion,
@@ -241,6 +241,17 @@ async def moderate(gateway: Gateway, ctx: RequestContext, access: Access, text: 
         )
 
 
+def count_tokens(ctx: RequestContext, prompt: int, completion: int) -> None:
+    """Tokens spent on this request: to the metrics and to its request log line."""
+    TOKENS.inc(prompt, tags={"kind": "prompt"})
+    TOKENS.inc(completion, tags={"kind": "completion"})
+    ctx.state.tokens = {"prompt": prompt, "completion": completion}
+
+
+def first_text_sent(ctx: RequestContext, stream: bool) -> None:
+    TIME_TO_FIRST_TOKEN.observe(ctx.timer.total_ms(), tags={"stream": str(stream).lower()})
+
+
 def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
@@ -281,6 +292,7 @@ async def complete(
             await settle(gateway, ctx, access, 0)
             raise
     await settle(gateway, ctx, access, completion.prompt_tokens + completion.completion_tokens)
+    count_tokens(ctx, completion.prompt_tokens, completion.completion_tokens)
     verdict = strongest(
         [await moderate(gateway, ctx, access, completion.text, request_text), gate_tool_calls(access, completion)],
         layer="moderator",
@@ -303,6 +315,7 @@ async def complete(
             for call in completion.tool_calls
         ]
     )
+    first_text_sent(ctx, stream=False)
     return ChatCompletion(
         id=completion_id(),
         created=int(time.time()),
@@ -366,6 +379,15 @@ async def stream_completion(
         body = ChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[choice])
         return _sse(body.model_dump(exclude_none=True))
 
+    sent_text = False
+
+    def content(text: str) -> str:
+        nonlocal sent_text
+        if not sent_text:
+            first_text_sent(ctx, stream=True)
+            sent_text = True
+        return chunk(Delta(content=text))
+
     yield chunk(Delta(role="assistant", content=""))
     held = StreamWindow(holdback=window.holdback_tokens)
     stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(request), params)
@@ -392,7 +414,7 @@ async def stream_completion(
                     yield _sse("[DONE]")
                     return
                 for text in ready:
-                    yield chunk(Delta(content=text))
+                    yield content(text)
             if check is None and next_piece is not None and unchecked >= window.check_every_tokens:
                 checked, unchecked = len(held.pending), 0
                 check = asyncio.ensure_future(moderate(gateway, ctx, access, held.text, request_text))
@@ -404,7 +426,7 @@ async def stream_completion(
             yield chunk(Delta(), "content_filter")
         else:
             for piece in ready:
-                yield chunk(Delta(content=piece))
+                yield content(piece)
             yield chunk(Delta(), "length" if held.pieces >= params.max_tokens else "stop")
     except SafeServeError as exc:
         yield _sse(error_body(exc.message, exc.error_type, exc.code, request_id=ctx.request_id))
@@ -419,6 +441,6 @@ async def stream_completion(
                 pending.cancel()
         stream.cancel()
         # Tokens actually spent: the prompt as counted at admission, and the pieces generated.
-        prompt_tokens = access.admission.reserved_tokens - params.max_tokens if access.admission else 0
-        await settle(gateway, ctx, access, prompt_tokens + held.pieces)
+        await settle(gateway, ctx, access, access.prompt_tokens + held.pieces)
+        count_tokens(ctx, access.prompt_tokens, held.pieces)
     yield _sse("[DONE]")

@@ -102,7 +102,16 @@ def serve_instance(redis_server: RedisServer, models_dir: Path) -> Iterator[int]
     from ray import serve
 
     port = free_port()
-    ray.init(num_cpus=4, include_dashboard=False)
+    # The dashboard writes Prometheus' service-discovery file (monitoring/); metrics are reported every 2 s
+    # (Ray's default is 10 s) so that the monitoring tests see a burst of traffic soon after it.
+    ray.init(
+        num_cpus=4,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=free_port(),
+        _metrics_export_port=free_port(),
+        _system_config={"metrics_report_interval_ms": 2000},
+    )
     serve.start(http_options={"host": "127.0.0.1", "port": port})
     yield port
     serve.shutdown()

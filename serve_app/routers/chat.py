@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from serve_app import pipeline
 from serve_app.access import admit, settle
 from serve_app.deps import Context, GatewayDep
-from serve_app.errors import InvalidRequest, ModelNotFound, SafeServeError
+from serve_app.errors import InvalidRequest, ModelNotFound, SafeServeError, ServiceUnavailable
 from serve_app.schemas.chat import ChatCompletion, ChatCompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -19,6 +19,9 @@ async def create_chat_completion(
     body: ChatCompletionRequest, gateway: GatewayDep, ctx: Context, response: Response
 ) -> ChatCompletion | StreamingResponse:
     config = gateway.config
+    if config.stop_generation:
+        ctx.state.decision = "generation_stopped"
+        raise ServiceUnavailable(config.stop_generation_message, code="generation_stopped")
     if body.model != config.served_model:
         raise ModelNotFound(
             f"The model '{body.model}' does not exist; this gateway serves '{config.served_model}'.", param="model"
@@ -35,7 +38,8 @@ async def create_chat_completion(
             code="context_length_exceeded",
         )
     params = pipeline.sampling_params(gateway, ctx, body)
-    access = await admit(gateway, ctx, [m.text for m in body.messages], params.max_tokens, body.tool_names())
+    with ctx.timer.stage("limits"):
+        access = await admit(gateway, ctx, [m.text for m in body.messages], params.max_tokens, body.tool_names())
     turn_views = pipeline.untrusted_views(body)
     try:
         input_verdict = await pipeline.screen_input(gateway, ctx, access, turn_views)

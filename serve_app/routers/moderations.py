@@ -34,7 +34,8 @@ async def create_moderation(
             param="input",
             code="context_length_exceeded",
         )
-    access = await admit(gateway, ctx, texts, max_tokens=0)
+    with ctx.timer.stage("limits"):
+        access = await admit(gateway, ctx, texts, max_tokens=0)
     response.headers.update(access.headers())
     verdicts = await asyncio.gather(*(pipeline.moderate(gateway, ctx, access, text) for text in texts))
     results = []

@@ -78,3 +78,36 @@ def test_invalid_policy_is_refused_with_a_message_naming_the_field(base_url) -> 
     ):
         app_config(broken)
     assert ray.is_initialized()
+
+
+def test_kill_switches_apply_live(base_url, user_headers) -> None:
+    """`stop_generation` refuses chat with a clear 503 while the rest of the API stays up; `safe_mode` puts every
+    request on the strict policy. Both are Ingress user_config, applied by a `serve deploy` without restarts."""
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Name a large ocean."}], "max_tokens": 2}
+
+    def moderation(text: str) -> dict:
+        response = httpx.post(f"{base_url}/v1/moderations", json={"input": text}, headers=user_headers, timeout=60)
+        assert response.status_code == 200, response.text
+        return response.json()["results"][0]
+
+    # The default policy allows it; its harassment score (about 0.5) is inside the strict policy's review band.
+    borderline = "What a silly question."
+    assert moderation(borderline)["safeserve_action"] == "allow"
+    before = replica_actor_ids()
+    switched = session_app_config()
+    deployment_config(switched, "Ingress")["user_config"].update(stop_generation=True, safe_mode=True)
+    try:
+        deploy(switched)
+        refused = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=user_headers, timeout=60)
+        assert refused.status_code == 503
+        error = refused.json()["error"]
+        assert error["code"] == "generation_stopped" and "paused by the operators" in error["message"]
+        assert moderation(borderline)["safeserve_action"] == "review"  # safe_mode: the strict policy
+        assert httpx.get(f"{base_url}/v1/models", headers=user_headers).status_code == 200
+        assert replica_actor_ids() == before
+    finally:
+        deploy(session_app_config())
+    assert (
+        httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=user_headers, timeout=120).status_code == 200
+    )
+    assert moderation(borderline)["safeserve_action"] == "allow"
