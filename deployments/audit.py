@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 AUDIT_STREAM = "safeserve:audit"
+# The ingress's decision records (serve_app/incidents.py); named here, beside the audit stream, for retention.
+INCIDENT_STREAM = "safeserve:incidents"
 
 
 def audit_fields(

@@ -187,6 +187,17 @@ class ModeratorConfig(_Config):
         return (self.detoxify, self.profanity_model, self.answer_intent)
 
 
+class RetentionConfig(_Config):
+    """How long stored records live (docs/legal_and_compliance.md); the ReviewQueue's sweep enforces it."""
+
+    incidents_days: float = Field(30, gt=0, description="Incident records (the `safeserve:incidents` stream).")
+    reviews_days: float = Field(
+        90, gt=0, description="Decided review items, counted from the decision; open items stay until decided."
+    )
+    audit_days: float = Field(365, gt=0, description="Audit entries (who did what, when, why).")
+    enforce_every_s: float = Field(3600, gt=0, description="How often the streams are trimmed.")
+
+
 class ReviewQueueConfig(_Config):
     sla_seconds: int = Field(3600, ge=1, description="Deadline for a human decision, from when an item is queued.")
     excerpt_chars: int = Field(500, ge=0, le=10_000)
@@ -196,6 +207,7 @@ class ReviewQueueConfig(_Config):
         "spool/reviews.jsonl",
         description="Where items go while Redis is unreachable (relative to SAFESERVE_HOME); replayed once it returns.",
     )
+    retention: RetentionConfig = RetentionConfig()
 
 
 class RuntimeSettings(BaseSettings):

@@ -1,7 +1,8 @@
 """ReviewQueue deployment: owns the Redis-backed review queue for the whole application.
 
 Besides answering calls it runs one background sweep per replica (every `sweep_interval_s`): claims whose time
-is up go back to the queue, items spooled during a Redis outage are replayed, and the queue gauges are set.
+is up go back to the queue, items spooled during a Redis outage are replayed, the retention policy is applied
+(hourly by default, `deployments/retention.py`), and the queue and `redis_up` gauges are set.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from classifiers.paths import home_dir
 from deployments.config import ReviewQueueConfig, RuntimeSettings
 from deployments.logs import get_logger
 from deployments.redis_client import connect
+from deployments.retention import DAY_S, enforce_retention
 from deployments.review_spool import ReviewSpool
 from deployments.review_store import Decision, ReviewItem, ReviewRequest, ReviewStore
 
@@ -37,6 +39,11 @@ TIME_TO_DECISION = metrics.Histogram(
 REDIS_UP = metrics.Gauge(
     "safeserve_redis_up", description="1 if the last review sweep (every sweep_interval_s) reached Redis, else 0."
 )
+RETENTION_TRIMMED = metrics.Counter(
+    "safeserve_retention_trimmed_total",
+    description="Records removed by the retention policy, by kind (incidents, audit, review_index, review_queue).",
+    tag_keys=("kind",),
+)
 SPOOL = metrics.Counter(
     "safeserve_review_spool_total",
     description="Items written to the local spool while Redis was unreachable, and replayed.",
@@ -50,11 +57,18 @@ class ReviewQueue:
         self._store: ReviewStore | None = None
         self._spool: ReviewSpool | None = None
         self._sweeper: asyncio.Task | None = None
+        self._retention_due = 0.0  # monotonic time of the next retention pass
         self.config: ReviewQueueConfig | None = None
 
     def reconfigure(self, user_config: dict) -> None:
         config = ReviewQueueConfig.model_validate(user_config)
-        self._store = ReviewStore(self._redis, config.sla_seconds, config.excerpt_chars, config.claim_timeout_s)
+        self._store = ReviewStore(
+            self._redis,
+            config.sla_seconds,
+            config.excerpt_chars,
+            config.claim_timeout_s,
+            decided_ttl_s=config.retention.reviews_days * DAY_S,
+        )
         self._spool = ReviewSpool(home_dir() / config.spool_path)
         self.config = config
 
@@ -75,12 +89,20 @@ class ReviewQueue:
                 logger.exception("review sweep failed")
 
     async def sweep(self) -> dict[str, int]:
-        """Release expired claims, replay the spool, refresh the gauges."""
+        """Release expired claims, replay the spool, apply retention when due, refresh the gauges."""
         replayed = await self._spool.replay(self._store.put)
         if replayed:
             SPOOL.inc(replayed, tags={"event": "replayed"})
             logger.info("replayed %d spooled review items", replayed)
         released = await self._store.expire_claims()
+        if time.monotonic() >= self._retention_due:
+            trimmed = await enforce_retention(self._redis, self.config.retention)
+            self._retention_due = time.monotonic() + self.config.retention.enforce_every_s
+            for kind, count in trimmed.items():
+                if count:  # Ray's counters take only positive increments
+                    RETENTION_TRIMMED.inc(count, tags={"kind": kind})
+            if any(trimmed.values()):
+                logger.info("retention: removed %s", trimmed)
         stats = await self._store.stats()
         QUEUE_DEPTH.set(stats["queue_depth"])
         OLDEST_PENDING.set(stats["oldest_pending_age_s"])
@@ -128,6 +150,10 @@ class ReviewQueue:
 
     async def stats(self) -> dict[str, float]:
         return {**await self._store.stats(), "spooled": self._spool.pending()}
+
+    async def erase_user(self, user_id: str) -> int:
+        """Every review item of the user, gone (the erasure request of `DELETE /admin/users/{id}/data`)."""
+        return await self._store.erase_user(user_id)
 
     async def check_health(self) -> None:
         """Serve's periodic health check; it also starts the sweep on a replica no request has reached yet."""

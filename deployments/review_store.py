@@ -113,12 +113,18 @@ class ReviewClaimedByOther(RuntimeError):
 
 class ReviewStore:
     def __init__(
-        self, redis: aioredis.Redis, sla_seconds: int, excerpt_chars: int, claim_timeout_s: float = 900
+        self,
+        redis: aioredis.Redis,
+        sla_seconds: int,
+        excerpt_chars: int,
+        claim_timeout_s: float = 900,
+        decided_ttl_s: float | None = None,
     ) -> None:
         self.redis = redis
         self.sla_seconds = sla_seconds
         self.excerpt_chars = excerpt_chars
         self.claim_timeout_s = claim_timeout_s
+        self.decided_ttl_s = decided_ttl_s  # retention of a decided item (deployments/retention.py)
         self._enqueue = redis.register_script(_ENQUEUE)
         self._group_ready = False
 
@@ -190,6 +196,8 @@ class ReviewStore:
                     pipe.set(key, after.model_dump_json())
                     if after.status not in OPEN_STATUSES:
                         pipe.zrem(OPEN_KEY, item_id)
+                        if self.decided_ttl_s is not None:
+                            pipe.expire(key, int(self.decided_ttl_s))
                     pipe.xadd(AUDIT_STREAM, audit_fields(actor, action, item_id, _state(before), _state(after), reason))
                     await pipe.execute()
                     return before, after
@@ -267,6 +275,30 @@ class ReviewStore:
             else:
                 await self.redis.hdel(ENTRY_KEY, item_id)
         return after
+
+    async def erase_user(self, user_id: str) -> int:
+        """Delete every review item of a user (open or decided) with its queue and index entries; the audit
+        entries about them stay (they hold states, not content). Returns how many items went."""
+        erased = 0
+        ids = await self.redis.zrange(ALL_KEY, 0, -1)
+        for start in range(0, len(ids), 500):
+            page = ids[start : start + 500]
+            raws = await self.redis.mget([ITEM_KEY.format(i) for i in page])
+            for item_id, raw in zip(page, raws, strict=True):
+                if raw is None or ReviewItem.model_validate_json(raw).user_id != user_id:
+                    continue
+                entry = await self.redis.hget(ENTRY_KEY, item_id)
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.delete(ITEM_KEY.format(item_id))
+                    pipe.zrem(OPEN_KEY, item_id)
+                    pipe.zrem(ALL_KEY, item_id)
+                    pipe.hdel(ENTRY_KEY, item_id)
+                    if entry:
+                        pipe.xack(QUEUE, GROUP, entry)
+                        pipe.xdel(QUEUE, entry)
+                    await pipe.execute()
+                erased += 1
+        return erased
 
     async def audit(self, count: int = 100, target: str | None = None) -> list[dict[str, str]]:
         """Newest first; `target` keeps only the entries about one item or user."""

@@ -104,6 +104,20 @@ class KeyStore:
             await pipe.execute()
         return CreatedKey(**rotated.model_dump(exclude={"prefix"}), key=key)
 
+    async def erase_user(self, user_id: str) -> list[str]:
+        """Delete every key record of a user (revoked ones too); returns their ids. The audit entries about
+        the keys stay: they hold ids, tiers and roles, never a secret or a hash."""
+        ids = [info.id for info in await self.list() if info.user_id == user_id]
+        for key_id in ids:
+            found = await self._find(key_id)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if found:
+                    pipe.delete(KEY_BY_HASH.format(found[0]))
+                pipe.delete(HASH_BY_ID.format(key_id))
+                pipe.zrem(KEY_IDS, key_id)
+                await pipe.execute()
+        return ids
+
 
 def _public(info: ApiKeyInfo) -> dict:
     """What the audit trail keeps of a key: never a secret or a hash."""

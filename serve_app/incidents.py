@@ -17,11 +17,11 @@ from redis.exceptions import RedisError
 
 from classifiers.redaction import excerpt
 from classifiers.verdict import Verdict
+from deployments.audit import INCIDENT_STREAM
 from deployments.logs import get_logger
 from serve_app.config import IncidentConfig
 from serve_app.metrics import INFRA_ERRORS
 
-INCIDENT_STREAM = "safeserve:incidents"
 logger = get_logger("incidents")
 
 
@@ -67,3 +67,13 @@ class IncidentRecorder:
             # The log line above already holds the record; the stream copy is for the admin API.
             INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "incident_logged_only"})
             logger.exception("could not append incident %s to Redis", record["request_id"])
+
+    async def erase_user(self, user_id: str) -> int:
+        """Delete a user's incident records from the stream (the log lines age out with the logs)."""
+        erased, start = 0, "-"
+        while page := await self.redis.xrange(INCIDENT_STREAM, min=start, count=1000):
+            mine = [entry for entry, fields in page if json.loads(fields["record"]).get("user_id") == user_id]
+            if mine:
+                erased += await self.redis.xdel(INCIDENT_STREAM, *mine)
+            start = f"({page[-1][0]}"
+        return erased

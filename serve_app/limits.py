@@ -158,6 +158,11 @@ class RateLimiter:
         self._admit = redis.register_script(_ADMIT)
         self._settle = redis.register_script(_SETTLE)
 
+    async def erase(self, key_id: str) -> int:
+        """Drop a key's counters (its windows and daily quotas)."""
+        names = [name async for name in self.redis.scan_iter(match=KEY.format(key_id, "*"), count=500)]
+        return await self.redis.delete(*names) if names else 0
+
     @staticmethod
     def _keys(key_id: str, now_ms: int) -> list[str]:
         # The day counter's name comes from this replica's clock, its expiry from Redis's: at worst a request

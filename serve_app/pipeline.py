@@ -243,8 +243,9 @@ async def moderate(gateway: Gateway, ctx: RequestContext, access: Access, text: 
 
 def count_tokens(ctx: RequestContext, prompt: int, completion: int) -> None:
     """Tokens spent on this request: to the metrics and to its request log line."""
-    TOKENS.inc(prompt, tags={"kind": "prompt"})
-    TOKENS.inc(completion, tags={"kind": "completion"})
+    for kind, count in (("prompt", prompt), ("completion", completion)):
+        if count:  # Ray's counters take only positive increments
+            TOKENS.inc(count, tags={"kind": kind})
     ctx.state.tokens = {"prompt": prompt, "completion": completion}
 
 

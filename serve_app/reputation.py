@@ -73,6 +73,14 @@ class ReputationStore:
         self.redis = redis
         self._update = redis.register_script(_UPDATE)
 
+    async def erase(self, user_id: str) -> bool:
+        """Forget a user's score and standing; True if there was one."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(KEY.format(user_id))
+            pipe.srem(USERS, user_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
     async def standing(self, user_id: str, config: ReputationConfig) -> Standing:
         """The user's score now (recovery applied, nothing written)."""
         raw_score, raw_updated, raw_until, raw_clean = await self.redis.hmget(

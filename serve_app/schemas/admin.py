@@ -58,3 +58,15 @@ class UserAction(BaseModel):
 
 class Suspension(UserAction):
     minutes: int = Field(60, ge=1, le=60 * 24 * 365)
+
+
+class Erasure(BaseModel):
+    """What `DELETE /admin/users/{id}/data` removed. The audit trail keeps its entries about the user (ids,
+    states and reasons, no content) and gains one recording this erasure."""
+
+    user_id: str
+    keys: list[str] = Field(description="Ids of the API keys deleted (revoked ones included).")
+    incidents: int
+    review_items: int
+    reputation: bool = Field(description="Whether a reputation record existed and was deleted.")
+    rate_limit_counters: int

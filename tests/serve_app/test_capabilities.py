@@ -60,7 +60,11 @@ def test_tool_calls_the_model_emits_pass_the_same_gate() -> None:
     from serve_app.pipeline import gate_tool_calls
 
     access = Access(
-        tier=TierConfig(tools=(ToolRule(pattern="get_weather"),)), limits=Limits(), strict=False, admission=None, prompt_tokens=0
+        tier=TierConfig(tools=(ToolRule(pattern="get_weather"),)),
+        limits=Limits(),
+        strict=False,
+        admission=None,
+        prompt_tokens=0,
     )
 
     def completion(*names: str) -> Completion:
