@@ -6,10 +6,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.safeserve-installed
 
-.PHONY: help install system-deps models run test test-unit lint bench bench-classifiers eval config-check clean
+.PHONY: help install system-deps models run monitor test test-unit lint bench bench-classifiers eval config-check clean
 
 help:
 	@echo "make run     install what is missing, start Redis and serve SafeServe on http://127.0.0.1:8000"
+	@echo "make monitor Prometheus with SafeServe's alerts on http://127.0.0.1:9090, for the gateway of make run"
 	@echo "make test    run the whole test suite (unit, Serve-level, end-to-end against real Redis)"
 	@echo "make lint    ruff: lint and format check"
 	@echo "make eval    measure detection on the evaluation sets (docs/evaluation.md), in process"
@@ -38,6 +39,9 @@ config-check: install
 
 run: install system-deps models config-check
 	@scripts/run.sh
+
+monitor:
+	@scripts/monitor.sh
 
 test: install models
 	@scripts/system_deps.sh --test

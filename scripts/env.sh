@@ -18,3 +18,6 @@ export RAY_SERVE_ENABLE_HA_PROXY="${RAY_SERVE_ENABLE_HA_PROXY:-0}"
 mkdir -p "$SAFESERVE_HOME" "$RAY_TMPDIR"
 # Log retention: Serve's JSON logs (one line per request and per incident) rotate at 100 MB, 5 files kept.
 export RAY_ROTATION_MAX_BYTES="${RAY_ROTATION_MAX_BYTES:-104857600}" RAY_ROTATION_BACKUP_COUNT="${RAY_ROTATION_BACKUP_COUNT:-5}"
+# Throughput-optimised Serve buffers 1000 log records per replica before writing them; a safety gateway's request
+# and incident lines must reach the file as they happen (and survive a crash), so flush every record.
+export RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE="${RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE:-1}"

@@ -27,6 +27,7 @@ from serve_app.reputation import ReputationStore
 from serve_app.tokens import TokenCounter
 
 logger = get_logger("gateway")
+GAUGE_REFRESH_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Gateway:
         self.limiter = RateLimiter(self.redis)
         self.reputation = ReputationStore(self.redis)
         self.started_at = int(time.time())
+        self._gauge_task: asyncio.Task | None = None
         self.configure(config or IngressConfig())
 
     def configure(self, config: IngressConfig) -> None:
@@ -66,10 +68,24 @@ class Gateway:
         self.input_patterns = PatternSet(list(config.input_patterns), layer="input_patterns")
         self.tokens = TokenCounter(config.tokenizer_path)
         self.config = config
-        for switch in ("safe_mode", "stop_generation"):
-            KILL_SWITCHES.set(int(getattr(config, switch)), tags={"switch": switch})
+        self.publish_gauges()
         if config.safe_mode or config.stop_generation:
             logger.warning("kill switches: safe_mode=%s stop_generation=%s", config.safe_mode, config.stop_generation)
+
+    def publish_gauges(self) -> None:
+        for switch in ("safe_mode", "stop_generation"):
+            KILL_SWITCHES.set(int(getattr(self.config, switch)), tags={"switch": switch})
+
+    def ensure_gauges_published(self) -> None:
+        """Ray drops a gauge value that is not set again within two metric report intervals, so the kill-switch
+        gauges are re-set every GAUGE_REFRESH_S by a task on the replica's event loop."""
+        if self._gauge_task is None or self._gauge_task.done():
+            self._gauge_task = asyncio.get_running_loop().create_task(self._publish_gauges_forever())
+
+    async def _publish_gauges_forever(self) -> None:
+        while True:
+            self.publish_gauges()
+            await asyncio.sleep(GAUGE_REFRESH_S)
 
     async def call(
         self,

@@ -29,5 +29,9 @@ class Ingress:
     def reconfigure(self, user_config: dict) -> None:
         self.gateway.configure(IngressConfig.model_validate(user_config))
 
+    async def check_health(self) -> None:
+        """Serve's periodic health check; it also keeps the gauge publisher running."""
+        self.gateway.ensure_gauges_published()
+
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.gateway)

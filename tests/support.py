@@ -81,15 +81,15 @@ class RedisServer:
 
 
 def app_deploy_config(overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The `safeserve` application of configs/local.yaml, with fast shutdowns for tests and `overrides`
-    merged into the named deployments' user_config (top-level keys replaced)."""
+    """The `safeserve` application of configs/local.yaml and its logging config, with fast shutdowns for tests
+    and `overrides` merged into the named deployments' user_config (top-level keys replaced)."""
     config = yaml.safe_load(LOCAL_CONFIG.read_text())
     app = copy.deepcopy(config["applications"][0])
     for deployment in app["deployments"]:
         deployment["graceful_shutdown_wait_loop_s"] = 0.1
         deployment["graceful_shutdown_timeout_s"] = 0.5
         deployment["user_config"].update((overrides or {}).get(deployment["name"], {}))
-    return {"applications": [app]}
+    return {"logging_config": config["logging_config"], "applications": [app]}
 
 
 def deployment_config(config: dict[str, Any], name: str) -> dict[str, Any]:
