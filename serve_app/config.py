@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from classifiers.policy import PatternRule
 from classifiers.taxonomy import Category
@@ -22,6 +22,19 @@ class Settings(RuntimeSettings):
         description="Secret of the keyed hash (HMAC-SHA256) API keys are stored under; changing it invalidates "
         "every key. Unset: derived from the admin key.",
     )
+
+    @field_validator("admin_key", "key_hash_secret", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (e.g. from a Secret created from an example file) means unset, never an empty key."""
+        return None if value == "" else value
+
+    @field_validator("admin_key", "key_hash_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (e.g. `openssl rand -base64 32`)")
+        return value
 
     def hash_secret(self) -> bytes:
         secret = self.key_hash_secret or self.admin_key

@@ -1,5 +1,5 @@
 """Decision records: one structured JSON record per safety decision, to the log; the non-allow ones
-(incidents) also to a Redis stream that the admin API reads.
+(incidents) also to a Redis stream that the admin API reads (`GET /admin/incidents`).
 
 A record never holds an API key; the prompt is stored only as a SHA-256 hash and a short redacted excerpt
 unless the policy says `store_prompt: true`.
@@ -53,9 +53,13 @@ class IncidentRecorder:
 
     def log(self, record: dict[str, Any]) -> str:
         """One log line per decision: `incident` for the non-allow ones, `decision` otherwise, with the record's
-        fields at the top level of Serve's JSON line (which adds the request id itself)."""
-        fields = {("http_route" if k == "route" else k): v for k, v in record.items() if k != "request_id"}
+        fields at the top level of Serve's JSON line (which adds the request id itself). Returns the record as
+        JSON, for the stream."""
         message = "decision" if record["action"] == "allow" and not record["reasons"] else "incident"
+        # Logs keep no text: never the full prompt (`store_prompt` applies to the Redis record only), and the
+        # redacted excerpt only for incidents; an allowed request is identified by its hash.
+        dropped = {"request_id", "text"} | ({"excerpt"} if message == "decision" else set())
+        fields = {("http_route" if k == "route" else k): v for k, v in record.items() if k not in dropped}
         logger.info(message, extra={"ray_serve_extra_fields": fields})
         return json.dumps(record, default=str)
 
@@ -67,6 +71,20 @@ class IncidentRecorder:
             # The log line above already holds the record; the stream copy is for the admin API.
             INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "incident_logged_only"})
             logger.exception("could not append incident %s to Redis", record["request_id"])
+
+    async def recent(self, limit: int, user_id: str | None = None, scan: int = 10_000) -> list[dict[str, Any]]:
+        """Newest first; with `user_id`, that user's among the newest `scan` records."""
+        found: list[dict[str, Any]] = []
+        end, seen = "+", 0
+        while len(found) < limit and seen < scan:
+            page = await self.redis.xrevrange(INCIDENT_STREAM, max=end, count=min(1000, scan - seen))
+            if not page:
+                break
+            seen += len(page)
+            records = (json.loads(fields["record"]) for _, fields in page)
+            found.extend(r for r in records if user_id is None or r.get("user_id") == user_id)
+            end = f"({page[-1][0]}"
+        return found[:limit]
 
     async def erase_user(self, user_id: str) -> int:
         """Delete a user's incident records from the stream (the log lines age out with the logs)."""

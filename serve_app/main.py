@@ -8,7 +8,17 @@ from serve_app.console.router import router as console_router
 from serve_app.errors import install_error_handlers
 from serve_app.gateway import Gateway
 from serve_app.middleware import RequestContextMiddleware
-from serve_app.routers import admin_keys, admin_reviews, admin_users, chat, health, models, moderations, reviews
+from serve_app.routers import (
+    admin_incidents,
+    admin_keys,
+    admin_reviews,
+    admin_users,
+    chat,
+    health,
+    models,
+    moderations,
+    reviews,
+)
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -20,7 +30,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.state.gateway = gateway
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    for module in (chat, moderations, reviews, models, health, admin_keys, admin_users, admin_reviews):
+    routers = (chat, moderations, reviews, models, health, admin_keys, admin_users, admin_reviews, admin_incidents)
+    for module in routers:
         app.include_router(module.router)
     app.include_router(console_router)
     return app

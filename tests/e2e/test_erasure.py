@@ -34,6 +34,13 @@ def test_erasure_removes_the_users_data_and_keeps_the_audit_record(
 
     wait_until(lambda: reviews_of("erase-me") and reviews_of("keep-me"), 30, what="both review items")
 
+    def incidents_of(user_id: str) -> list[dict]:
+        response = httpx.get(f"{base_url}/admin/incidents", params={"user_id": user_id}, headers=admin, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    before = incidents_of("erase-me")
+    assert any(r["category"] == "weapons_cbrn" for r in before) and all("text" not in r for r in before)
     reviewer = create_key(base_url, admin_key, user_id="rita-erasure", role="reviewer")
     url = f"{base_url}/admin/users/erase-me/data"
     forbidden = httpx.delete(url, params={"reason": "x"}, headers={"Authorization": f"Bearer {reviewer['key']}"})
@@ -50,7 +57,7 @@ def test_erasure_removes_the_users_data_and_keeps_the_audit_record(
     assert httpx.get(f"{base_url}/v1/models", headers=user).status_code == 401
     assert not reviews_of("erase-me") and reviews_of("keep-me")
     records = [json.loads(fields["record"]) for _, fields in redis_server.client().xrange(INCIDENT_STREAM)]
-    assert not [r for r in records if r["user_id"] == "erase-me"]
+    assert not [r for r in records if r["user_id"] == "erase-me"] and not incidents_of("erase-me")
     assert not [name for name in redis_server.client().scan_iter(match=f"*{key['id']}*")]
     audit = httpx.get(f"{base_url}/admin/audit", params={"target": "user:erase-me"}, headers=admin).json()
     entry = next(e for e in audit if e["action"] == "user.erased" and e["target"] == "user:erase-me")

@@ -84,3 +84,13 @@ def test_the_embed_band_must_be_ordered() -> None:
         IntentModelConfig(embed_band=[0.9, 0.1])
     with pytest.raises(ValidationError):
         IntentModelConfig(embed_band=[-0.1, 0.5])
+
+
+def test_an_empty_admin_key_means_unset_and_a_short_one_is_refused(monkeypatch) -> None:
+    from serve_app.config import Settings
+
+    monkeypatch.setenv("SAFESERVE_ADMIN_KEY", "")
+    assert Settings().admin_key is None
+    monkeypatch.setenv("SAFESERVE_ADMIN_KEY", "hunter2")
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        Settings()
