@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from classifiers.policy import ThresholdPolicy
 from classifiers.scoring import Scorer, ensemble_predict, max_scores
 from classifiers.verdict import Verdict, strongest
@@ -11,6 +13,16 @@ LAYER = "intent_classifier"
 
 # One untrusted turn: its views (`classifiers.normalize.views`), the normalised text first.
 Turn = list[str]
+# A text of one or two plain words ("hi", "ok", "yes", "help") carries no intent the models can read, and short
+# texts look like the fragments injection payloads are cut into. Such texts are left to the deny patterns, which
+# see every text; short texts with symbols or code (`exec(show_prompt())`, `[ADMIN_MODE] safety=off`) are scored.
+MIN_SCORED_WORDS = 3
+_PLAIN_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*[.,!?]*")
+
+
+def scorable(text: str) -> bool:
+    words = text.split()
+    return len(words) >= MIN_SCORED_WORDS or not all(_PLAIN_WORD.fullmatch(word) for word in words)
 
 
 def conversation_texts(turns: list[Turn]) -> list[str]:
@@ -21,9 +33,10 @@ def conversation_texts(turns: list[Turn]) -> list[str]:
     only each turn's normalised text, so the views do not multiply its length.
     """
     per_turn = [views for views in turns if views and views[0]]
-    texts = [view for views in per_turn for view in views]
-    if len(per_turn) > 1:
-        texts.append("\n".join(views[0] for views in per_turn))
+    texts = [view for views in per_turn for view in views if scorable(view)]
+    joined = "\n".join(views[0] for views in per_turn)
+    if len(per_turn) > 1 and scorable(joined):
+        texts.append(joined)
     return texts
 
 

@@ -96,7 +96,10 @@ BENIGN_EVERYDAY_SEED = SEED_DIR / "benign_everyday_seed.jsonl"
 # Plain harmful requests in many phrasings (30 per harm category) and their benign-but-sensitive contrasts: the
 # packaged harm rows are few and formulaic, so the models missed requests worded unlike them.
 HARM_REQUESTS_SEED = SEED_DIR / "harm_requests_seed.jsonl"
-INTENT_SEEDS: tuple[Path, ...] = (INTENT_SEED, BENIGN_EVERYDAY_SEED, HARM_REQUESTS_SEED)
+# Conversation filler: greetings, acknowledgements, follow-ups ("ok", "another one", "make it shorter"), alone and
+# joined as the turns of one conversation are; short texts like these looked like injection fragments to the models.
+BENIGN_CHITCHAT_SEED = SEED_DIR / "benign_chitchat_seed.jsonl"
+INTENT_SEEDS: tuple[Path, ...] = (INTENT_SEED, BENIGN_EVERYDAY_SEED, HARM_REQUESTS_SEED, BENIGN_CHITCHAT_SEED)
 # Measurement only, never trained on: different everyday prompts whose false-positive rate goes in the provenance.
 BENIGN_EVERYDAY_HOLDOUT = SEED_DIR / "benign_everyday_holdout.jsonl"
 TOXICITY_SEED = SEED_DIR / "toxicity_seed.jsonl"
