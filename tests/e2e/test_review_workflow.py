@@ -26,8 +26,9 @@ def ask(api: httpx.Client, text: str) -> httpx.Response:
     return api.post("/v1/chat/completions", json=body)
 
 
-def claim_until(api: httpx.Client, item_id: str, tries: int = 50) -> dict:
-    """Claim items until this one comes up (older items of other tests may be ahead of it)."""
+def claim_until(api: httpx.Client, item_id: str, tries: int = 300) -> dict:
+    """Claim items until this one comes up: the items of the session's other tests, and their claims that
+    timed out (taken over first, oldest first), may be ahead of it."""
     for _ in range(tries):
         response = api.post("/admin/reviews/claim")
         assert response.status_code in (200, 204), response.text
