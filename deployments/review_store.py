@@ -207,12 +207,8 @@ class ReviewStore:
     async def claim(self, reviewer: str) -> ReviewItem | None:
         """The next item for `reviewer`: first one whose claim timed out (taken over), else the oldest new one."""
         await self._ensure_group()
-        timeout_ms = int(self.claim_timeout_s * 1000)
         while True:
-            _, entries, _ = await self.redis.xautoclaim(QUEUE, GROUP, reviewer, timeout_ms, "0-0", count=1)
-            if not entries:
-                read = await self.redis.xreadgroup(GROUP, reviewer, {QUEUE: ">"}, count=1)
-                entries = read[0][1] if read else []
+            entries = await self._next_entry(reviewer)
             if not entries:
                 return None
             entry_id, fields = entries[0]
@@ -233,6 +229,21 @@ class ReviewStore:
                 item.id, lambda before, c=claim: before.model_copy(update=c), reviewer, "review.claimed"
             )
             return after
+
+    async def _next_entry(self, reviewer: str) -> list:
+        """The oldest entry whose claim timed out, taken over; else the oldest never read. XAUTOCLAIM looks at
+        no more than ten pending entries per call, so its cursor is followed through the whole pending list:
+        claims taken a moment ago at its head must not hide a timed-out one behind them."""
+        timeout_ms = int(self.claim_timeout_s * 1000)
+        start = "0-0"
+        while True:
+            start, entries, _ = await self.redis.xautoclaim(QUEUE, GROUP, reviewer, timeout_ms, start, count=1)
+            if entries:
+                return entries
+            if start == "0-0":
+                break
+        read = await self.redis.xreadgroup(GROUP, reviewer, {QUEUE: ">"}, count=1)
+        return read[0][1] if read else []
 
     async def expire_claims(self) -> list[str]:
         """Release the claims whose time is up: the items show as pending again (and are audited as released);

@@ -75,6 +75,24 @@ def test_a_claim_that_times_out_returns_to_the_queue_and_is_then_decided(redis_s
     assert json.loads(approve["before"])["status"] == "claimed" and json.loads(approve["after"])["status"] == "approved"
 
 
+def test_timed_out_claims_behind_many_fresh_ones_are_still_taken_over(redis_server) -> None:
+    """XAUTOCLAIM scans ten pending entries per call: the claims a reviewer has just taken over at the head of
+    the pending list must not hide the timed-out ones behind them."""
+
+    async def scenario(store: ReviewStore):
+        items = [store.new_item(request(f"item {i}")) for i in range(13)]
+        for item in items:
+            await store.put(item)
+        for reviewer in ["olga"] * 12 + ["rita"]:
+            await store.claim(reviewer)
+        await asyncio.sleep(0.6)  # every claim has timed out
+        return items, [await store.claim("lead") for _ in range(14)]
+
+    items, taken = run(scenario, redis_server)
+    assert [item.id for item in taken[:13]] == [item.id for item in items]
+    assert all(item.claimed_by == "lead" for item in taken[:13]) and taken[13] is None
+
+
 def test_a_live_claim_keeps_other_reviewers_from_deciding(redis_server) -> None:
     async def scenario(store: ReviewStore):
         item = store.new_item(request())
