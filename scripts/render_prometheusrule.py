@@ -8,14 +8,11 @@ groups of monitoring/prometheus/alerts.rules.yml, so Kubernetes and `make monito
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import sys
-from pathlib import Path
 
 import yaml
+from generated_files import ROOT, check_flag, write_or_check
 
-ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "monitoring" / "prometheus" / "alerts.rules.yml"
 TARGET = ROOT / "monitoring" / "k8s" / "prometheusrule.yaml"
 
@@ -57,25 +54,8 @@ def render() -> str:
     return HEADER + yaml.dump(resource, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from what would be written")
-    args = parser.parse_args(argv)
-    text = render()
-    relative = TARGET.relative_to(ROOT)
-    if args.check:
-        current = TARGET.read_text() if TARGET.exists() else ""
-        if current == text:
-            return 0
-        sys.stdout.writelines(
-            difflib.unified_diff(current.splitlines(True), text.splitlines(True), str(relative), "rendered")
-        )
-        print(f"{relative} is stale: run .venv/bin/python scripts/render_prometheusrule.py", file=sys.stderr)
-        return 1
-    TARGET.parent.mkdir(parents=True, exist_ok=True)
-    TARGET.write_text(text)
-    print(f"wrote {relative}")
-    return 0
+def main() -> int:
+    return write_or_check({TARGET: render()}, "render_prometheusrule.py", check_flag(__doc__))
 
 
 if __name__ == "__main__":

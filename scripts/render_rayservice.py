@@ -14,15 +14,13 @@ would:
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
+from generated_files import ROOT, check_flag, write_or_check
 
-ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION = ROOT / "configs" / "production.yaml"
 LOCAL = ROOT / "configs" / "local.yaml"
 TEMPLATE = ROOT / "k8s" / "rayservice.template.yaml"
@@ -119,31 +117,14 @@ def outputs() -> dict[Path, str]:
     return {BASE: render_base(), DEV_PATCH: render_dev_patch()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--check", action="store_true", help="exit 1 if a file differs from what would be written")
-    args = parser.parse_args(argv)
+def main() -> int:
+    check = check_flag(__doc__)
     try:
         rendered = outputs()
     except RenderError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stale = 0
-    for path, text in rendered.items():
-        relative = path.relative_to(ROOT).as_posix()
-        if args.check:
-            current = path.read_text() if path.exists() else ""
-            if current != text:
-                stale += 1
-                sys.stdout.writelines(
-                    difflib.unified_diff(current.splitlines(True), text.splitlines(True), relative, "rendered")
-                )
-                print(f"{relative} is stale: run .venv/bin/python scripts/render_rayservice.py", file=sys.stderr)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {relative}")
-    return 1 if stale else 0
+    return write_or_check(rendered, "render_rayservice.py", check)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -72,26 +73,36 @@ class IncidentRecorder:
             INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "incident_logged_only"})
             logger.exception("could not append incident %s to Redis", record["request_id"])
 
+    async def _pages(self, newest_first: bool, page_size: int = 1000) -> AsyncIterator[list[tuple[str, dict]]]:
+        """The stream's records as (entry id, record) pages, newest or oldest first."""
+        cursor = "+" if newest_first else "-"
+        while True:
+            if newest_first:
+                page = await self.redis.xrevrange(INCIDENT_STREAM, max=cursor, count=page_size)
+            else:
+                page = await self.redis.xrange(INCIDENT_STREAM, min=cursor, count=page_size)
+            if not page:
+                return
+            yield [(entry, json.loads(fields["record"])) for entry, fields in page]
+            cursor = f"({page[-1][0]}"
+
     async def recent(self, limit: int, user_id: str | None = None, scan: int = 10_000) -> list[dict[str, Any]]:
         """Newest first; with `user_id`, that user's among the newest `scan` records."""
         found: list[dict[str, Any]] = []
-        end, seen = "+", 0
-        while len(found) < limit and seen < scan:
-            page = await self.redis.xrevrange(INCIDENT_STREAM, max=end, count=min(1000, scan - seen))
-            if not page:
-                break
+        seen = 0
+        async for page in self._pages(newest_first=True):
+            page = page[: scan - seen]
             seen += len(page)
-            records = (json.loads(fields["record"]) for _, fields in page)
-            found.extend(r for r in records if user_id is None or r.get("user_id") == user_id)
-            end = f"({page[-1][0]}"
+            found.extend(record for _, record in page if user_id is None or record.get("user_id") == user_id)
+            if len(found) >= limit or seen >= scan:
+                break
         return found[:limit]
 
     async def erase_user(self, user_id: str) -> int:
         """Delete a user's incident records from the stream (the log lines age out with the logs)."""
-        erased, start = 0, "-"
-        while page := await self.redis.xrange(INCIDENT_STREAM, min=start, count=1000):
-            mine = [entry for entry, fields in page if json.loads(fields["record"]).get("user_id") == user_id]
+        erased = 0
+        async for page in self._pages(newest_first=False):
+            mine = [entry for entry, record in page if record.get("user_id") == user_id]
             if mine:
                 erased += await self.redis.xdel(INCIDENT_STREAM, *mine)
-            start = f"({page[-1][0]}"
         return erased

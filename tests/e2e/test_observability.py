@@ -55,9 +55,10 @@ def auth(key: dict) -> dict[str, str]:
     return {"Authorization": f"Bearer {key['key']}"}
 
 
-def chat(base_url: str, key: dict, content: str, **extra) -> httpx.Response:
+def chat(base_url: str, key: dict, content: str, request_id: str | None = None, **extra) -> httpx.Response:
     body = {"model": SERVED_MODEL, "messages": [{"role": "user", "content": content}], "max_tokens": 4, **extra}
-    return httpx.post(f"{base_url}/v1/chat/completions", json=body, headers={**auth(key)}, timeout=120)
+    headers = auth(key) | ({"x-request-id": request_id} if request_id else {})
+    return httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=headers, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +71,7 @@ def traffic(base_url: str, admin_key: str) -> dict[str, str]:
     free = create_key(base_url, admin_key, tier="free", user_id="observer-free")
     ids = {name: f"obs-{uuid.uuid4().hex}" for name in ("allowed", "review", "blocked")} | {"key": observer["key"]}
 
-    allowed = httpx.post(
-        f"{base_url}/v1/chat/completions",
-        json={"model": SERVED_MODEL, "messages": [{"role": "user", "content": HARMLESS}], "max_tokens": 4},
-        headers={**auth(observer), "x-request-id": ids["allowed"]},
-        timeout=120,
-    )
+    allowed = chat(base_url, observer, HARMLESS, request_id=ids["allowed"])
     assert allowed.status_code == 200, allowed.text
     assert allowed.headers["x-request-id"] == ids["allowed"]
     with httpx.stream(
@@ -91,23 +87,9 @@ def traffic(base_url: str, admin_key: str) -> dict[str, str]:
         timeout=120,
     ) as streamed:
         assert streamed.status_code == 200 and "[DONE]" in streamed.read().decode()
-    blocked = httpx.post(
-        f"{base_url}/v1/chat/completions",
-        json={"model": SERVED_MODEL, "messages": [{"role": "user", "content": BLOCKED + TAIL}], "max_tokens": 4},
-        headers={**auth(observer), "x-request-id": ids["blocked"]},
-        timeout=120,
-    )
+    blocked = chat(base_url, observer, BLOCKED + TAIL, request_id=ids["blocked"])
     assert blocked.status_code == 400, blocked.text
-    reviewed = httpx.post(
-        f"{base_url}/v1/chat/completions",
-        json={
-            "model": SERVED_MODEL,
-            "messages": [{"role": "user", "content": "Tell me about zebra-canary-review."}],
-            "max_tokens": 4,
-        },
-        headers={**auth(observer), "x-request-id": ids["review"]},
-        timeout=120,
-    )
+    reviewed = chat(base_url, observer, "Tell me about zebra-canary-review.", request_id=ids["review"])
     assert reviewed.status_code == 200, reviewed.text
     moderation = httpx.post(
         f"{base_url}/v1/moderations", json={"input": "You are a worthless idiot."}, headers=auth(observer), timeout=60
