@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+# An OpenAI chat message: role and content, plus `tool_calls` (assistant) or `tool_call_id` (tool) where set.
+Message = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,9 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     tier: str | None = None  # picks the tier's steering, if it has its own
+    # The request's tools and tool_choice as OpenAI takes them, already passed by the capability gate.
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -36,14 +42,16 @@ class Completion:
 
 
 class GeneratorBackend(Protocol):
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion: ...
+    # Whether the model takes `tools` and tool turns (assistant `tool_calls`, `tool` messages) natively.
+    tool_use: bool
 
-    def generate_batch(
-        self, conversations: list[list[dict[str, str]]], params: list[SamplingParams]
-    ) -> list[Completion]:
+    def generate(self, messages: list[Message], params: SamplingParams) -> Completion: ...
+
+    def generate_batch(self, conversations: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
         """One answer per conversation, in order: what the Generator calls with concurrent requests."""
         ...
 
-    def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
-        """Yield text pieces as they are generated; closing the iterator stops generation."""
+    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | ToolCall]:
+        """Yield text pieces as they are generated, then each whole tool call the model made; closing the
+        iterator stops generation."""
         ...

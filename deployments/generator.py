@@ -14,7 +14,7 @@ from ray import serve
 
 from classifiers.steering import steer
 from deployments.config import GeneratorConfig, GeneratorOverrides
-from deployments.generation import Completion, GeneratorBackend, SamplingParams
+from deployments.generation import Completion, GeneratorBackend, Message, SamplingParams, ToolCall
 from deployments.openai_upstream_backend import OpenAIUpstreamBackend
 from deployments.transformers_backend import TransformersBackend
 
@@ -34,9 +34,9 @@ class Generator:
         self.generate.set_max_batch_size(config.max_batch_size)
         self.config = config
 
-    def prompt_messages(self, messages: list[dict[str, str]], tier: str | None = None) -> list[dict[str, str]]:
+    def prompt_messages(self, messages: list[Message], tier: str | None = None) -> list[Message]:
         """Exactly what the model receives: the safety preamble, refusal examples, then the conversation."""
-        return steer(messages, self.config.steering_for(tier))
+        return steer(messages, self.config.steering_for(tier), tool_turns=self._backend.tool_use)
 
     def _params(self, params: SamplingParams) -> SamplingParams:
         return replace(
@@ -46,13 +46,13 @@ class Generator:
         )
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def generate(self, messages: list[list[dict[str, str]]], params: list[SamplingParams]) -> list[Completion]:
+    async def generate(self, messages: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
         """One call per request, `generate(messages, params)`; Serve gathers concurrent calls into one batch.
         Generation blocks for seconds: it runs in a thread, keeping the event loop free for health checks."""
         prompts = [self.prompt_messages(m, p.tier) for m, p in zip(messages, params, strict=True)]
         return await asyncio.to_thread(self._backend.generate_batch, prompts, [self._params(p) for p in params])
 
-    async def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> AsyncIterator[str]:
+    async def stream(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[str | ToolCall]:
         pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params))
         try:
             while (piece := await asyncio.to_thread(next, pieces, _END)) is not _END:

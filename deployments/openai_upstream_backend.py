@@ -13,11 +13,12 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import httpx
 
 from deployments.config import GeneratorConfig, UpstreamConfig
-from deployments.generation import Completion, SamplingParams, ToolCall
+from deployments.generation import Completion, Message, SamplingParams, ToolCall
 from deployments.logs import get_logger
 
 logger = get_logger("generator")
@@ -29,6 +30,8 @@ class UpstreamError(RuntimeError):
 
 
 class OpenAIUpstreamBackend:
+    tool_use = True
+
     def __init__(self, config: GeneratorConfig) -> None:
         self.upstream: UpstreamConfig = config.upstream
         headers = {}
@@ -39,7 +42,7 @@ class OpenAIUpstreamBackend:
         self._client = httpx.Client(base_url=self.upstream.url.rstrip("/"), headers=headers, timeout=timeout)
         logger.info("guarding upstream %s (model %s)", self.upstream.url, self.upstream.model)
 
-    def _body(self, messages: list[dict[str, str]], params: SamplingParams, stream: bool) -> dict:
+    def _body(self, messages: list[Message], params: SamplingParams, stream: bool) -> dict:
         body = {
             "model": self.upstream.model,
             "messages": messages,
@@ -52,6 +55,10 @@ class OpenAIUpstreamBackend:
             body["seed"] = params.seed
         if params.stop:
             body["stop"] = list(params.stop)
+        if params.tools:
+            body["tools"] = list(params.tools)
+        if params.tool_choice is not None:
+            body["tool_choice"] = params.tool_choice
         return body
 
     def _send(self, body: dict) -> httpx.Response:
@@ -74,7 +81,7 @@ class OpenAIUpstreamBackend:
             attempt += 1
             time.sleep(min(0.25 * 2**attempt, 4.0))
 
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
+    def generate(self, messages: list[Message], params: SamplingParams) -> Completion:
         response = self._send(self._body(messages, params, stream=False))
         try:
             data = json.loads(response.read())
@@ -97,28 +104,52 @@ class OpenAIUpstreamBackend:
             tool_calls=calls,
         )
 
-    def generate_batch(
-        self, conversations: list[list[dict[str, str]]], params: list[SamplingParams]
-    ) -> list[Completion]:
+    def generate_batch(self, conversations: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
         """Concurrent requests to the upstream, which batches them itself (vLLM, Ray Serve LLM)."""
         with ThreadPoolExecutor(max_workers=len(conversations)) as pool:
             return list(pool.map(self.generate, conversations, params))
 
-    def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
-        """The upstream's content deltas as they arrive; closing the iterator closes the upstream stream."""
+    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | ToolCall]:
+        """The upstream's content deltas as they arrive, then its tool calls, each assembled from its deltas;
+        closing the iterator closes the upstream stream."""
         response = self._send(self._body(messages, params, stream=True))
+        calls: dict[int, ToolCallParts] = {}
         try:
             for line in response.iter_lines():
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
                 if payload == "[DONE]":
-                    return
+                    break
                 try:
                     delta = json.loads(payload)["choices"][0].get("delta") or {}
-                except (ValueError, KeyError, IndexError) as exc:
+                    for part in delta.get("tool_calls") or ():
+                        calls.setdefault(part.get("index", 0), ToolCallParts()).add(part)
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                     raise UpstreamError(f"upstream stream chunk is not a chat completion chunk: {exc!r}") from exc
                 if delta.get("content"):
                     yield delta["content"]
         finally:
             response.close()
+        for index in sorted(calls):
+            yield calls[index].call()
+
+
+@dataclass
+class ToolCallParts:
+    """One streamed tool call: OpenAI sends its id and name first, then its arguments in fragments."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+    def add(self, part: dict) -> None:
+        self.id = part.get("id") or self.id
+        function = part.get("function") or {}
+        self.name += function.get("name") or ""
+        self.arguments.append(function.get("arguments") or "")
+
+    def call(self) -> ToolCall:
+        if not self.id or not self.name:
+            raise UpstreamError("upstream streamed a tool call without an id or a name")
+        return ToolCall(id=self.id, name=self.name, arguments="".join(self.arguments))

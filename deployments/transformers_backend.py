@@ -5,6 +5,10 @@ sets the logit of a phrase's last token to -inf whenever the tokens before it we
 model cannot emit them in the spellings tokenised here: as is, after a space, capitalised and upper case. A
 phrase tokenised differently inside other text (a rare BPE merge across its boundary) is the Moderator's to
 catch. Stop sequences end generation (`stop_strings`) and are cut from the text, as OpenAI does.
+
+No tool use: a request's `tools` are not shown to the model (the default SmolLM2's chat template has no tools),
+and tool results reach it as labelled user turns. A model that wrote tool calls as text would need them parsed
+into `tool_calls` here first, or they would slip past the capability gate as plain content.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from transformers import (
 from classifiers.paths import resolve_model_path
 from deployments.config import GeneratorConfig
 from deployments.devices import pick_device
-from deployments.generation import Completion, SamplingParams
+from deployments.generation import Completion, Message, SamplingParams
 from deployments.logs import get_logger
 
 logger = get_logger("generator")
@@ -45,6 +49,8 @@ class _StopWhenSet(StoppingCriteria):
 
 
 class TransformersBackend:
+    tool_use = False
+
     def __init__(self, config: GeneratorConfig) -> None:
         local = resolve_model_path(config.model)
         source = str(local) if local.exists() else config.model
@@ -58,7 +64,7 @@ class TransformersBackend:
         self.bad_words_ids = banned_token_sequences(self.tokenizer, config.banned_phrases)
         logger.info("loaded %s on %s", Path(source).name if local.exists() else source, self.device)
 
-    def _inputs(self, conversations: list[list[dict[str, str]]]) -> dict[str, torch.Tensor]:
+    def _inputs(self, conversations: list[list[Message]]) -> dict[str, torch.Tensor]:
         """Token ids of one or more conversations, left-padded so their answers start in the same column."""
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
@@ -82,12 +88,10 @@ class TransformersBackend:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         return kwargs
 
-    def generate(self, messages: list[dict[str, str]], params: SamplingParams) -> Completion:
+    def generate(self, messages: list[Message], params: SamplingParams) -> Completion:
         return self.generate_batch([messages], [params])[0]
 
-    def generate_batch(
-        self, conversations: list[list[dict[str, str]]], params: list[SamplingParams]
-    ) -> list[Completion]:
+    def generate_batch(self, conversations: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
         """Answers to several conversations: those that sample alike (greedy, or the same temperature, top_p
         and stops without a seed) run as one padded batch; each keeps its own max_tokens."""
         groups: dict[tuple, list[int]] = {}
@@ -101,9 +105,7 @@ class TransformersBackend:
                 results[i] = completion
         return results
 
-    def _generate_together(
-        self, conversations: list[list[dict[str, str]]], params: list[SamplingParams]
-    ) -> list[Completion]:
+    def _generate_together(self, conversations: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
         inputs = self._inputs(conversations)
         width = inputs["input_ids"].shape[1]
         longest = replace(params[0], max_tokens=max(p.max_tokens for p in params))
@@ -127,7 +129,7 @@ class TransformersBackend:
             )
         return completions
 
-    def stream(self, messages: list[dict[str, str]], params: SamplingParams) -> Iterator[str]:
+    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str]:
         inputs = self._inputs([messages])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop = threading.Event()

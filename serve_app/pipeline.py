@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from asyncio import FIRST_COMPLETED
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from redis.exceptions import RedisError
 
@@ -20,7 +20,7 @@ from classifiers.normalize import views
 from classifiers.redaction import redact
 from classifiers.screening import screen_patterns
 from classifiers.verdict import Action, Verdict, apply_redactions, strongest
-from deployments.generation import Completion, SamplingParams
+from deployments.generation import Completion, Message, SamplingParams, ToolCall
 from deployments.logs import get_logger
 from deployments.review_store import ReviewRequest
 from serve_app.access import Access, settle
@@ -39,6 +39,8 @@ from serve_app.schemas.chat import (
     ChunkChoice,
     Delta,
     FunctionCall,
+    NamedToolChoice,
+    ToolCallDelta,
     ToolCallOut,
     Usage,
 )
@@ -59,8 +61,18 @@ def request_text(turn_views: list[list[str]]) -> str:
     return "\n".join(turn[0] for turn in turn_views)
 
 
-def model_messages(request: ChatCompletionRequest) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.text} for m in request.messages]
+def model_messages(request: ChatCompletionRequest) -> list[Message]:
+    """The conversation as the Generator takes it: role and text, and the links between tool calls and their
+    results that a model with tool use needs."""
+    messages = []
+    for m in request.messages:
+        message: Message = {"role": m.role, "content": m.text}
+        if m.tool_calls:
+            message["tool_calls"] = [call.model_dump() for call in m.tool_calls]
+        if m.tool_call_id is not None:
+            message["tool_call_id"] = m.tool_call_id
+        messages.append(message)
+    return messages
 
 
 def sampling_params(gateway: Gateway, ctx: RequestContext, request: ChatCompletionRequest) -> SamplingParams:
@@ -74,6 +86,12 @@ def sampling_params(gateway: Gateway, ctx: RequestContext, request: ChatCompleti
         seed=request.seed,
         stop=request.stop_sequences(),
         tier=ctx.key.tier,
+        tools=tuple(tool.model_dump(exclude_none=True) for tool in request.tools or ()),
+        tool_choice=(
+            request.tool_choice.model_dump(exclude_none=True)
+            if isinstance(request.tool_choice, NamedToolChoice)
+            else request.tool_choice
+        ),
     )
 
 
@@ -257,18 +275,35 @@ def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
-def gate_tool_calls(access: Access, completion: Completion) -> Verdict:
+def gate_tool_calls(access: Access, calls: Sequence[ToolCall], verdict: Verdict) -> Verdict:
     """Tool calls the model emitted pass the same gate as the tools a request offers: a call to a tool the
-    tier does not allow blocks the answer (it never reaches the client)."""
-    check = check_tools(access.tier, [call.name for call in completion.tool_calls])
-    if not check.forbidden:
-        return Verdict(layer=CAPABILITY_LAYER)
+    tier does not allow blocks the answer (it never reaches the client). Otherwise the Moderator's `verdict`
+    stands whole, its redactions included."""
+    check = check_tools(access.tier, [call.name for call in calls])
+    if not check.forbidden or verdict.action is Action.BLOCK:
+        return verdict
     return Verdict(
         layer=CAPABILITY_LAYER,
         action=Action.BLOCK,
         score=1.0,
         reasons=tuple(f"tool_call_not_allowed:{name}" for name in check.forbidden),
     )
+
+
+def tool_call_deltas(calls: Sequence[ToolCall]) -> list[ToolCallDelta]:
+    return [
+        ToolCallDelta(index=i, id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
+        for i, call in enumerate(calls)
+    ]
+
+
+async def text_pieces(stream: AsyncIterator[str | ToolCall], calls: list[ToolCall]) -> AsyncIterator[str]:
+    """The text of a generator stream; the tool calls it ends with are collected into `calls`, to be gated."""
+    async for piece in stream:
+        if isinstance(piece, ToolCall):
+            calls.append(piece)
+        else:
+            yield piece
 
 
 async def complete(
@@ -294,9 +329,8 @@ async def complete(
             raise
     await settle(gateway, ctx, access, completion.prompt_tokens + completion.completion_tokens)
     count_tokens(ctx, completion.prompt_tokens, completion.completion_tokens)
-    verdict = strongest(
-        [await moderate(gateway, ctx, access, completion.text, request_text), gate_tool_calls(access, completion)],
-        layer="moderator",
+    verdict = gate_tool_calls(
+        access, completion.tool_calls, await moderate(gateway, ctx, access, completion.text, request_text)
     )
     await report(gateway, ctx, access, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
@@ -392,7 +426,8 @@ async def stream_completion(
     yield chunk(Delta(role="assistant", content=""))
     held = StreamWindow(holdback=window.holdback_tokens)
     stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(request), params)
-    pieces = stream.__aiter__()
+    calls: list[ToolCall] = []
+    pieces = text_pieces(stream, calls)
     next_piece: asyncio.Future | None = asyncio.ensure_future(pieces.__anext__())
     check: asyncio.Future | None = None
     checked = unchecked = 0  # pending pieces the running check covers; pieces added since it started
@@ -420,7 +455,7 @@ async def stream_completion(
                 checked, unchecked = len(held.pending), 0
                 check = asyncio.ensure_future(moderate(gateway, ctx, access, held.text, request_text))
         text = held.text
-        verdict = await moderate(gateway, ctx, access, text, request_text)
+        verdict = gate_tool_calls(access, calls, await moderate(gateway, ctx, access, text, request_text))
         ready, verdict = held.release(verdict, final=True)
         await report(gateway, ctx, access, verdict, request_text, output=text)
         if ready is None:
@@ -428,7 +463,10 @@ async def stream_completion(
         else:
             for piece in ready:
                 yield content(piece)
-            yield chunk(Delta(), "length" if held.pieces >= params.max_tokens else "stop")
+            if calls:
+                yield chunk(Delta(tool_calls=tool_call_deltas(calls)), "tool_calls")
+            else:
+                yield chunk(Delta(), "length" if held.pieces >= params.max_tokens else "stop")
     except SafeServeError as exc:
         yield _sse(error_body(exc.message, exc.error_type, exc.code, request_id=ctx.request_id))
     except Exception:

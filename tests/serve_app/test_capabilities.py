@@ -53,8 +53,9 @@ def test_the_shipped_free_tier_allows_no_tool(name: str) -> None:
 
 
 def test_tool_calls_the_model_emits_pass_the_same_gate() -> None:
-    from classifiers.verdict import Action
-    from deployments.generation import Completion, ToolCall
+    from classifiers.taxonomy import Category
+    from classifiers.verdict import Action, Redaction, Verdict
+    from deployments.generation import ToolCall
     from serve_app.access import Access
     from serve_app.config import Limits
     from serve_app.pipeline import gate_tool_calls
@@ -67,12 +68,12 @@ def test_tool_calls_the_model_emits_pass_the_same_gate() -> None:
         prompt_tokens=0,
     )
 
-    def completion(*names: str) -> Completion:
-        calls = tuple(ToolCall(id=f"call_{i}", name=name, arguments="{}") for i, name in enumerate(names))
-        return Completion("", 10, 5, "tool_calls", tool_calls=calls)
+    def calls(*names: str) -> tuple[ToolCall, ...]:
+        return tuple(ToolCall(id=f"call_{i}", name=name, arguments="{}") for i, name in enumerate(names))
 
-    assert gate_tool_calls(access, completion()).action is Action.ALLOW
-    assert gate_tool_calls(access, completion("get_weather")).action is Action.ALLOW
-    blocked = gate_tool_calls(access, completion("get_weather", "delete_files"))
+    redacted = Verdict(layer="moderator", redactions=(Redaction("email", Category.PRIVACY, 0, 5, "[email]"),))
+    assert gate_tool_calls(access, calls(), redacted) == redacted  # the Moderator's verdict stands whole
+    assert gate_tool_calls(access, calls("get_weather"), redacted) == redacted
+    blocked = gate_tool_calls(access, calls("get_weather", "delete_files"), redacted)
     assert blocked.action is Action.BLOCK and blocked.layer == "capability_gate"
     assert blocked.reasons == ("tool_call_not_allowed:delete_files",)
