@@ -2,9 +2,11 @@
 streaming bench measures (a real HTTP server on loopback, not a mock inside the gateway).
 
 The last user message picks the script by its topic, in plain words that no input check minds: `seaside`
-(the unsafe script), `market` (fails twice with 503, then the clean script), `lighthouse` (1,000 words); any
-other prompt gets the clean script. Streams send one word per chunk, `delay_s` apart. Every request body is
-kept, so a test can check exactly what the model server received.
+(the unsafe script), `market` (fails twice with 503, then the clean script), `lighthouse` (1,000 words),
+`postcard` (an answer with an email address in it), `forecast` (a call to `get_weather`), `parcel` (a call to
+`send_email`); any other prompt gets the clean script. Streams send one word per chunk, `delay_s` apart, and a
+tool call as OpenAI streams one: its id and name, then its arguments in fragments. Every request body is kept,
+so a test can check exactly what the model server received.
 """
 
 from __future__ import annotations
@@ -29,13 +31,36 @@ MODEL = "scripted-upstream"
 
 
 LONG = [f"word-{i:03d}" for i in range(1, 1001)]
+EMAIL_ADDRESS = "ada.lovelace@example.org"
+POSTCARD = ["Send", "it", "to", EMAIL_ADDRESS, "please."]
+# Topic -> (tool name, arguments): the model answers with this call instead of text.
+TOOL_CALLS = {"forecast": ("get_weather", '{"city": "Paris"}'), "parcel": ("send_email", '{"to": "ops"}')}
+
+
+def last_user_text(messages: list[dict]) -> str:
+    return next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
 
 
 def script_for(messages: list[dict]) -> list[str]:
-    last = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+    last = last_user_text(messages)
     if "seaside" in last:
         return UNSAFE
+    if "postcard" in last:
+        return POSTCARD
     return LONG if "lighthouse" in last else CLEAN
+
+
+def tool_call_for(messages: list[dict]) -> dict | None:
+    last = last_user_text(messages)
+    topic = next((topic for topic in TOOL_CALLS if topic in last), None)
+    if topic is None:
+        return None
+    name, arguments = TOOL_CALLS[topic]
+    return {
+        "id": f"call_{uuid.uuid4().hex[:12]}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
 
 
 class ScriptedUpstream:
@@ -72,9 +97,12 @@ class ScriptedUpstream:
             if "market" in last and self._flaky_failures < 2:
                 self._flaky_failures += 1
                 return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
-            words = script_for(body["messages"])[: body.get("max_tokens") or 10_000]
+            call = tool_call_for(body["messages"])
+            words = [] if call else script_for(body["messages"])[: body.get("max_tokens") or 10_000]
             created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
+            finish = "tool_calls" if call else "stop"
             if not body.get("stream"):
+                message = {"role": "assistant", "content": None, "tool_calls": [call]} if call else None
                 return {
                     "id": cid,
                     "object": "chat.completion",
@@ -83,25 +111,40 @@ class ScriptedUpstream:
                     "choices": [
                         {
                             "index": 0,
-                            "message": {"role": "assistant", "content": " ".join(words)},
-                            "finish_reason": "stop",
+                            "message": message or {"role": "assistant", "content": " ".join(words)},
+                            "finish_reason": finish,
                         }
                     ],
                     "usage": {"prompt_tokens": 20, "completion_tokens": len(words), "total_tokens": 20 + len(words)},
                 }
 
+            def event(delta: dict, finish_reason: str | None = None) -> str:
+                chunk = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": MODEL,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                }
+                return f"data: {json.dumps(chunk)}\n\n"
+
+            def deltas() -> list[dict]:
+                if call is None:
+                    return [{"content": word if i == 0 else f" {word}"} for i, word in enumerate(words)]
+                arguments = call["function"]["arguments"]
+                head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
+                half = len(arguments) // 2
+                fragments = (arguments[:half], arguments[half:])
+                return [{"tool_calls": [head]}] + [
+                    {"tool_calls": [{"index": 0, "function": {"arguments": part}}]} for part in fragments
+                ]
+
             async def events():
-                for i, word in enumerate(words):
-                    chunk = {
-                        "id": cid,
-                        "object": "chat.completion.chunk",
-                        "created": created,
-                        "model": MODEL,
-                        "choices": [{"index": 0, "delta": {"content": word if i == 0 else f" {word}"}}],
-                    }
-                    yield f"data: {json.dumps(chunk)}\n\n"
+                for delta in deltas():
+                    yield event(delta)
                     if self.delay_s:
                         await asyncio.sleep(self.delay_s)
+                yield event({}, finish)
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")

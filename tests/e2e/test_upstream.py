@@ -9,13 +9,14 @@ import json
 import httpx
 import pytest
 
-from bench.scripted_upstream import CLEAN, UNSAFE, ScriptedUpstream
+from bench.scripted_upstream import CLEAN, EMAIL_ADDRESS, UNSAFE, ScriptedUpstream
 from classifiers.steering import OPERATOR_HEADER
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL
 from tests.support import app_deploy_config, deploy, deployment_config, wait_until
 
 pytestmark = pytest.mark.e2e
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 HOLDBACK = app_deploy_config()["applications"][0]["deployments"][0]["user_config"]["stream_moderation"][
     "holdback_tokens"
 ]
@@ -34,24 +35,52 @@ def upstream(base_url):
     server.stop()
 
 
-def chat(base_url: str, key: str, content: str, stream: bool, system: str | None = None) -> httpx.Response:
+def chat(base_url: str, key: str, content: str, stream: bool, system: str | None = None, **fields) -> httpx.Response:
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
-    body = {"model": SERVED_MODEL, "messages": messages, "max_tokens": 64, "stream": stream}
+    body = {"model": SERVED_MODEL, "messages": messages, "max_tokens": 64, "stream": stream, **fields}
     return httpx.post(
         f"{base_url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=120
     )
 
 
+def chunks(response: httpx.Response) -> list[dict]:
+    return [
+        json.loads(line[6:])["choices"][0]
+        for line in response.text.splitlines()
+        if line.startswith("data: ") and line != "data: [DONE]"
+    ]
+
+
 def streamed(response: httpx.Response) -> tuple[str, str | None]:
     """The content a client received and the stream's finish_reason."""
     content, finish = "", None
-    for line in response.text.splitlines():
-        if not line.startswith("data: ") or line == "data: [DONE]":
-            continue
-        choice = json.loads(line[6:])["choices"][0]
+    for choice in chunks(response):
         content += choice["delta"].get("content") or ""
         finish = choice.get("finish_reason") or finish
     return content, finish
+
+
+def answer(response: httpx.Response, stream: bool) -> tuple[str, list[dict], str | None]:
+    """The content, tool calls and finish_reason a client received, streamed or not (a streamed call's
+    deltas joined as OpenAI's SDK joins them)."""
+    assert response.status_code == 200, response.text
+    if not stream:
+        choice = response.json()["choices"][0]
+        return choice["message"]["content"] or "", choice["message"].get("tool_calls") or [], choice["finish_reason"]
+    calls: dict[int, dict] = {}
+    for choice in chunks(response):
+        for part in choice["delta"].get("tool_calls") or ():
+            call = calls.setdefault(part["index"], {"function": {"name": "", "arguments": ""}})
+            call.update({k: v for k, v in part.items() if k not in ("index", "function")})
+            for field in ("name", "arguments"):
+                call["function"][field] += part["function"].get(field) or ""
+    content, finish = streamed(response)
+    return content, [calls[i] for i in sorted(calls)], finish
+
+
+def incident(redis_server, request_id: str) -> dict:
+    records = redis_server.client().xrevrange("safeserve:incidents", count=50)
+    return next(r for r in (json.loads(fields["record"]) for _, fields in records) if r["request_id"] == request_id)
 
 
 def test_a_clean_passage_streams_through_whole_and_in_order(base_url, user_key, upstream) -> None:
@@ -75,12 +104,8 @@ def test_an_unsafe_passage_is_cut_and_at_most_k_of_its_tokens_reach_the_client(
     assert "zebra" not in received  # recognised within the window: none of the span leaves the gateway
     # What was sent is the clean text before it, all but what was still in the window at the cut.
     assert received == UNSAFE[: len(received)] and len(received) >= 16 - 2 * HOLDBACK
-    request_id = response.headers["x-request-id"]
-    records = [
-        json.loads(fields["record"]) for _, fields in redis_server.client().xrevrange("safeserve:incidents", count=50)
-    ]
-    incident = next(record for record in records if record["request_id"] == request_id)
-    assert incident["action"] == "block" and incident["layer"] == "moderator"
+    record = incident(redis_server, response.headers["x-request-id"])
+    assert record["action"] == "block" and record["layer"] == "moderator"
 
 
 def test_a_whole_unsafe_answer_is_refused(base_url, user_key, upstream) -> None:
@@ -118,3 +143,57 @@ def test_an_overloaded_upstream_is_retried(base_url, user_key, upstream) -> None
     assert response.status_code == 200, response.text
     assert response.json()["choices"][0]["message"]["content"] == " ".join(CLEAN)
     wait_until(lambda: sum("market" in r["messages"][-1]["content"] for r in upstream.received) == 3, 5)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_an_allowed_tool_call_reaches_the_client_and_the_model_received_the_tools(
+    base_url, user_key, upstream, stream
+) -> None:
+    response = chat(
+        base_url, user_key, "What is the forecast for Paris?", stream, tools=[WEATHER_TOOL], tool_choice="auto"
+    )
+    content, calls, finish = answer(response, stream)
+    assert finish == "tool_calls" and content == ""
+    assert [(c["type"], c["function"]) for c in calls] == [
+        ("function", {"name": "get_weather", "arguments": '{"city": "Paris"}'})
+    ]
+    assert calls[0]["id"].startswith("call_")
+    sent = upstream.received[-1]
+    assert sent["tools"] == [WEATHER_TOOL] and sent["tool_choice"] == "auto"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_tool_call_the_tier_does_not_allow_never_reaches_the_client(
+    base_url, user_key, upstream, redis_server, stream
+) -> None:
+    # The request offers only get_weather (allowed); the model calls send_email, which the standard tier lacks.
+    response = chat(base_url, user_key, "Please post the parcel to the office.", stream, tools=[WEATHER_TOOL])
+    content, calls, finish = answer(response, stream)
+    assert finish == "content_filter" and calls == [] and "send_email" not in response.text
+    record = incident(redis_server, response.headers["x-request-id"])
+    assert (record["layer"], record["action"]) == ("capability_gate", "block")
+    assert record["reasons"] == ["tool_call_not_allowed:send_email"]
+
+
+def test_a_tool_turn_reaches_the_model_with_its_call_and_result_linked(base_url, user_key, upstream) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    messages = [
+        {"role": "user", "content": "Should I take a coat in Paris today?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Rain, 9 degrees."},
+    ]
+    body = {"model": SERVED_MODEL, "messages": messages, "max_tokens": 64, "tools": [WEATHER_TOOL]}
+    response = httpx.post(
+        f"{base_url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {user_key}"}, timeout=120
+    )
+    assert response.status_code == 200, response.text
+    assert upstream.received[-1]["messages"][-2:] == [
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "content": "Rain, 9 degrees.", "tool_call_id": "call_1"},
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_personal_data_in_an_answer_is_redacted(base_url, user_key, upstream, stream) -> None:
+    content, _, finish = answer(chat(base_url, user_key, "Where should I send the postcard?", stream), stream)
+    assert finish == "stop" and EMAIL_ADDRESS not in content and "[email]" in content
