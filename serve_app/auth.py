@@ -38,7 +38,13 @@ class KeyStore:
         return hmac.new(self._hash_secret, key.encode(), hashlib.sha256).hexdigest()
 
     async def create(
-        self, user_id: str, tier: str, role: Role, limits: Limits | None = None, actor: str = "admin"
+        self,
+        user_id: str,
+        tier: str,
+        role: Role,
+        limits: Limits | None = None,
+        actor: str = "admin",
+        reason: str = "",
     ) -> CreatedKey:
         key_id = secrets.token_hex(6)
         key = new_secret_key(key_id)
@@ -48,7 +54,9 @@ class KeyStore:
             pipe.set(KEY_BY_HASH.format(digest), info.model_dump_json())
             pipe.set(HASH_BY_ID.format(key_id), digest)
             pipe.zadd(KEY_IDS, {key_id: info.created_at})
-            pipe.xadd(AUDIT_STREAM, audit_fields(actor, "key.create", f"key:{key_id}", after=_public(info)))
+            pipe.xadd(
+                AUDIT_STREAM, audit_fields(actor, "key.create", f"key:{key_id}", after=_public(info), reason=reason)
+            )
             await pipe.execute()
         return CreatedKey(**info.model_dump(exclude={"prefix"}), key=key)
 
@@ -75,7 +83,7 @@ class KeyStore:
         raws = await self.redis.mget([KEY_BY_HASH.format(d) for d in digests if d]) if digests else []
         return [ApiKeyInfo.model_validate_json(raw) for raw in raws if raw]
 
-    async def revoke(self, key_id: str, actor: str = "admin") -> ApiKeyInfo | None:
+    async def revoke(self, key_id: str, actor: str = "admin", reason: str = "") -> ApiKeyInfo | None:
         found = await self._find(key_id)
         if found is None:
             return None
@@ -83,11 +91,12 @@ class KeyStore:
         revoked = info.model_copy(update={"revoked": True})
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(KEY_BY_HASH.format(digest), revoked.model_dump_json())
-            pipe.xadd(AUDIT_STREAM, audit_fields(actor, "key.revoke", f"key:{key_id}", _public(info), _public(revoked)))
+            entry = audit_fields(actor, "key.revoke", f"key:{key_id}", _public(info), _public(revoked), reason)
+            pipe.xadd(AUDIT_STREAM, entry)
             await pipe.execute()
         return revoked
 
-    async def rotate(self, key_id: str, actor: str = "admin") -> CreatedKey | None:
+    async def rotate(self, key_id: str, actor: str = "admin", reason: str = "") -> CreatedKey | None:
         """A new secret for the same id, user, tier, role and limits; the old secret stops working at once."""
         found = await self._find(key_id)
         if found is None or found[1].revoked:
@@ -100,7 +109,8 @@ class KeyStore:
             pipe.delete(KEY_BY_HASH.format(old_digest))
             pipe.set(KEY_BY_HASH.format(new_digest), rotated.model_dump_json())
             pipe.set(HASH_BY_ID.format(key_id), new_digest)
-            pipe.xadd(AUDIT_STREAM, audit_fields(actor, "key.rotate", f"key:{key_id}", _public(info), _public(rotated)))
+            entry = audit_fields(actor, "key.rotate", f"key:{key_id}", _public(info), _public(rotated), reason)
+            pipe.xadd(AUDIT_STREAM, entry)
             await pipe.execute()
         return CreatedKey(**rotated.model_dump(exclude={"prefix"}), key=key)
 

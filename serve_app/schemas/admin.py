@@ -19,6 +19,7 @@ class KeyCreate(BaseModel):
     tier: str = Field(min_length=1)
     role: Role = "user"
     limits: Limits | None = Field(None, description="Overrides of the tier's limits for this key, field by field.")
+    reason: str = Field("", max_length=500, description="Why: written to the audit entry.")
 
 
 class ApiKeyInfo(BaseModel):
