@@ -4,12 +4,14 @@ key rotation, roles, the capability gate, reputation and suspension."""
 from __future__ import annotations
 
 import asyncio
+import re
 
 import httpx
 import pytest
 from ray import serve
 
 from tests.e2e.conftest import SERVED_MODEL, create_key
+from tests.e2e.test_review_workflow import REVIEW_CANARY, claim_until
 
 pytestmark = pytest.mark.e2e
 HARMLESS = {"model": SERVED_MODEL, "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 1}
@@ -24,6 +26,7 @@ BORDERLINE = {
     "max_tokens": 1,
 }
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+RUN_CODE_TOOL = {"type": "function", "function": {"name": "run_code", "parameters": {"type": "object"}}}
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -82,6 +85,19 @@ def test_a_rotated_key_works_and_its_old_secret_is_refused_at_once(base_url, adm
     assert created["key"] not in str(trail) and body["key"] not in str(trail)
 
 
+def test_key_changes_record_the_reason_given(base_url, admin_key) -> None:
+    admins = admin(base_url, admin_key)
+    created = admins.post("/admin/keys", json={"user_id": "reasoned", "tier": "free", "reason": "ticket 1"}).json()
+    assert admins.post(f"/admin/keys/{created['id']}/rotate", params={"reason": "ticket 2"}).status_code == 200
+    assert admins.delete(f"/admin/keys/{created['id']}", params={"reason": "ticket 3"}).status_code == 200
+    trail = admins.get("/admin/audit", params={"target": f"key:{created['id']}"}).json()
+    assert [(e["action"], e["reason"]) for e in reversed(trail)] == [
+        ("key.create", "ticket 1"),
+        ("key.rotate", "ticket 2"),
+        ("key.revoke", "ticket 3"),
+    ]
+
+
 def test_roles_keep_users_out_of_admin_routes_and_reviewers_out_of_key_management(base_url, admin_key) -> None:
     user = create_key(base_url, admin_key, user_id="plain-user")["key"]
     reviewer = create_key(base_url, admin_key, user_id="rita", role="reviewer")["key"]
@@ -106,6 +122,40 @@ def test_a_tool_the_tier_does_not_allow_gets_403_capability_not_allowed(base_url
     assert allowed.status_code == 200, allowed.text
     risky = {**HARMLESS, "tools": [{"type": "function", "function": {"name": "run_code"}}]}
     assert httpx.post(f"{base_url}/v1/chat/completions", json=risky, headers=bearer(standard)).status_code == 403
+
+
+def test_tool_choice_must_name_an_offered_tool_the_tier_allows(base_url, admin_key) -> None:
+    standard = create_key(base_url, admin_key, user_id="chooser")["key"]
+    free = create_key(base_url, admin_key, tier="free", user_id="free-chooser")["key"]
+    choose_weather = {"type": "function", "function": {"name": "get_weather"}}
+    unoffered = {**HARMLESS, "tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "function": {"name": "x"}}}
+    refused = httpx.post(f"{base_url}/v1/chat/completions", json=unoffered, headers=bearer(standard), timeout=180)
+    assert refused.status_code == 400 and "not in tools" in refused.json()["error"]["message"]
+    offered = {**HARMLESS, "tools": [WEATHER_TOOL], "tool_choice": choose_weather}
+    assert httpx.post(f"{base_url}/v1/chat/completions", json=offered, headers=bearer(standard), timeout=180).is_success
+    on_free = httpx.post(f"{base_url}/v1/chat/completions", json=offered, headers=bearer(free), timeout=180)
+    assert on_free.status_code == 403 and on_free.json()["error"]["code"] == "capability_not_allowed"
+
+
+def test_offering_a_high_risk_tool_puts_the_request_on_the_strict_policy(base_url, admin_key) -> None:
+    trusted = create_key(base_url, admin_key, tier="trusted", user_id="trusty")["key"]
+    with httpx.Client(base_url=base_url, headers=bearer(trusted), timeout=180) as client:
+        # The borderline prompt (intent score about 0.6) is in the standard policy's review band, and over the
+        # strict policy's block threshold (0.5).
+        assert client.post("/v1/chat/completions", json=BORDERLINE).status_code == 200
+        with_weather = client.post("/v1/chat/completions", json={**BORDERLINE, "tools": [WEATHER_TOOL]})
+        assert with_weather.status_code == 200  # a low-risk tool changes nothing
+        strict = client.post("/v1/chat/completions", json={**BORDERLINE, "tools": [RUN_CODE_TOOL]})
+    assert strict.status_code == 400 and strict.json()["error"]["code"] == "content_policy_violation"
+
+
+def test_a_response_carries_openais_token_rate_limit_headers(base_url, admin_key) -> None:
+    key = create_key(base_url, admin_key, user_id="metered", limits={"tokens_per_minute": 5000})["key"]
+    response = httpx.post(f"{base_url}/v1/chat/completions", json=HARMLESS, headers=bearer(key), timeout=180)
+    assert response.status_code == 200
+    assert response.headers["x-ratelimit-limit-tokens"] == "5000"
+    assert 0 < int(response.headers["x-ratelimit-remaining-tokens"]) < 5000  # the prompt and max_tokens reserved
+    assert re.fullmatch(r"\d+ms|\d+s|\d+m\d+s", response.headers["x-ratelimit-reset-tokens"])
 
 
 def test_reputation_drops_to_the_strict_policy_then_a_suspension_that_an_admin_lifts(base_url, admin_key) -> None:
@@ -136,3 +186,43 @@ def test_reputation_drops_to_the_strict_policy_then_a_suspension_that_an_admin_l
     lift = next(entry for entry in audit if entry["target"] == "user:mallory" and entry["action"] == "user.lift")
     assert lift["actor"] == "admin" and lift["reason"] == "appeal upheld"
     assert sum(e["target"] == "user:mallory" and e["action"] == "reputation.block" for e in audit) == 8
+
+
+def test_a_reviewer_rejection_lowers_the_users_reputation_and_is_audited(base_url, admin_key) -> None:
+    key = create_key(base_url, admin_key, user_id="rejected-user")["key"]
+    reviewer = create_key(base_url, admin_key, role="reviewer", user_id="rex")["key"]
+    admins = admin(base_url, admin_key)
+    body = {**HARMLESS, "messages": [{"role": "user", "content": f"A short fact about the {REVIEW_CANARY}."}]}
+    assert httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=bearer(key), timeout=180).is_success
+    with httpx.Client(base_url=base_url, headers=bearer(reviewer), timeout=60) as as_rex:
+        pending = as_rex.get("/admin/reviews", params={"status": "pending", "limit": 500}).json()
+        item = next(i for i in pending if i["user_id"] == "rejected-user")
+        claim_until(as_rex, item["id"])
+        before = admins.get("/admin/users/rejected-user").json()["score"]
+        decided = as_rex.post(f"/admin/reviews/{item['id']}/decision", json={"decision": "reject", "note": "no"})
+        assert decided.status_code == 200 and decided.json()["status"] == "rejected"
+    after = admins.get("/admin/users/rejected-user").json()["score"]
+    penalty = 15  # reputation.penalties.review_rejected in configs/local.yaml; the privacy category weighs 1
+    assert after == pytest.approx(before - penalty, abs=0.1)
+    trail = admins.get("/admin/audit", params={"target": "user:rejected-user"}).json()
+    entry = next(e for e in trail if e["action"] == "reputation.review_rejected")
+    assert entry["actor"] == "rex" and item["id"] in entry["reason"]
+
+
+def test_an_admin_suspends_a_user_over_http_and_a_reset_restores_the_standard_policy(base_url, admin_key) -> None:
+    key = create_key(base_url, admin_key, user_id="paused-user")["key"]
+    admins = admin(base_url, admin_key)
+    suspended = admins.post("/admin/users/paused-user/suspend", json={"minutes": 30, "reason": "abuse report"})
+    assert suspended.status_code == 200 and suspended.json()["policy"] == "suspended"
+    refused = httpx.post(f"{base_url}/v1/chat/completions", json=HARMLESS, headers=bearer(key), timeout=180)
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["code"] == "user_suspended" and error["suspended_until"] in error["message"]
+    reset = admins.post("/admin/users/paused-user/reset", json={"reason": "resolved"})
+    assert reset.status_code == 200 and reset.json()["policy"] == "standard"
+    assert httpx.post(f"{base_url}/v1/chat/completions", json=HARMLESS, headers=bearer(key), timeout=180).is_success
+    trail = admins.get("/admin/audit", params={"target": "user:paused-user"}).json()
+    assert [(e["action"], e["reason"]) for e in reversed(trail)] == [
+        ("user.suspend", "abuse report"),
+        ("user.reset", "resolved"),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import pytest
@@ -71,6 +72,10 @@ def test_tokens_are_reserved_and_the_unused_part_given_back(redis_server) -> Non
 
     first, too_many, after_settling, over_quota = run(scenario, redis_server)
     assert first.refused is None and first.tokens.remaining == 400 and first.day.remaining == 900
+    headers = first.headers()
+    assert headers["x-ratelimit-limit-tokens"] == "1000" and headers["x-ratelimit-remaining-tokens"] == "400"
+    assert headers["x-ratelimit-reset-tokens"] == duration(first.tokens.reset_ms) and first.tokens.reset_ms > 0
+    assert too_many.headers()["x-ratelimit-remaining-tokens"] == "400"
     assert too_many.refused.name == "tokens" and too_many.refused.retry_ms > 0
     assert after_settling.refused is None and after_settling.day.remaining == 800
     assert over_quota.refused.name == "tokens-day"
@@ -104,10 +109,19 @@ def test_reset_times_read_as_openai_writes_them(ms: int, text: str) -> None:
     assert duration(ms) == text
 
 
-@pytest.mark.parametrize("mode", ["fail_closed", "fail_open"])
-def test_an_unreachable_redis_follows_the_rate_limiters_fail_mode(mode: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "level", "message"),
+    [
+        ("fail_closed", logging.ERROR, "rate limiter unavailable (ConnectionError): failing closed"),
+        ("fail_open", logging.WARNING, "rate limiter unavailable (ConnectionError): failing open as configured"),
+    ],
+)
+def test_an_unreachable_redis_follows_the_rate_limiters_fail_mode_and_is_counted_and_logged(
+    mode: str, level: int, message: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from types import SimpleNamespace
 
+    from serve_app import access
     from serve_app.access import _reserve
     from serve_app.config import IngressConfig
     from serve_app.errors import ServiceUnavailable
@@ -123,9 +137,18 @@ def test_an_unreachable_redis_follows_the_rate_limiters_fail_mode(mode: str) -> 
         finally:
             await dead.aclose()
 
+    counted: list[dict[str, str]] = []
+    monkeypatch.setattr(access, "INFRA_ERRORS", SimpleNamespace(inc=lambda tags: counted.append(tags)))
+    logger = logging.getLogger("ray.serve.safeserve.access")
+    # Ray's `ray.serve` logger does not propagate to the root, where caplog listens.
+    monkeypatch.setattr(logger, "handlers", [*logger.handlers, caplog.handler])
     if mode == "fail_closed":
         with pytest.raises(ServiceUnavailable) as refused:
             asyncio.run(scenario())
         assert refused.value.code == "rate_limiter_unavailable"
     else:
         assert asyncio.run(scenario()) is None  # admitted without a reservation
+    assert counted == [{"component": "rate_limiter", "outcome": mode}]
+    # A set: where Serve's logging propagates after all, a record reaches caplog twice.
+    logged = {(r.levelno, r.getMessage()) for r in caplog.records if r.name == logger.name}
+    assert logged == {(level, message)}
