@@ -51,9 +51,13 @@ CAPABILITY_LAYER = "capability_gate"
 
 
 def untrusted_views(request: ChatCompletionRequest) -> list[list[str]]:
-    """Everything the caller wrote or relayed (tool results included), prior assistant turns excepted: per turn,
-    its views, the normalised text first and then the de-obfuscated variants that every check also sees."""
-    return [views(m.text) for m in request.messages if m.role != "assistant"]
+    """Everything the caller wrote or relayed (tool results and tool definitions included), prior assistant turns
+    excepted: per turn, its views, the normalised text first and then the de-obfuscated variants that every check
+    also sees. The tool definitions count as one more turn."""
+    texts = [m.text for m in request.messages if m.role != "assistant"]
+    if request.tools:
+        texts.append(request.tools_text())
+    return [views(text) for text in texts]
 
 
 def request_text(turn_views: list[list[str]]) -> str:

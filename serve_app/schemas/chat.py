@@ -118,6 +118,16 @@ class ChatCompletionRequest(BaseModel):
     def tool_names(self) -> list[str]:
         return [tool.function.name for tool in self.tools or []]
 
+    def tools_text(self) -> str:
+        """What the caller wrote into its tool definitions (names, descriptions, parameter names and schemas), as
+        the model will read it. An injection can hide there as well as in a message, so it is screened, limited
+        and counted like one."""
+        return "\n".join(_schema_strings([tool.model_dump(exclude_none=True) for tool in self.tools or []]))
+
+    def prompt_texts(self) -> list[str]:
+        """Every text the model is given: the messages, then the tool definitions."""
+        return [m.text for m in self.messages] + ([self.tools_text()] if self.tools else [])
+
     def requested_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
@@ -174,3 +184,26 @@ class ChatCompletionChunk(BaseModel):
     created: int
     model: str
     choices: list[ChunkChoice]
+
+
+# JSON Schema's and OpenAI's own keywords: structure, not something the caller wrote.
+_SCHEMA_KEYWORDS = frozenset(
+    {"type", "function", "name", "description", "parameters", "properties", "required", "items", "enum", "strict"}
+)
+
+
+def _schema_strings(value: object) -> list[str]:
+    """The strings of a JSON value, keys included, without schema keywords and `type` values."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for item in value for s in _schema_strings(item)]
+    if isinstance(value, dict):
+        strings = []
+        for key, item in value.items():
+            if key not in _SCHEMA_KEYWORDS:
+                strings.append(key)
+            if key != "type":
+                strings += _schema_strings(item)
+        return strings
+    return []
