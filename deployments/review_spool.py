@@ -3,26 +3,52 @@
 Each line is one item with its id already assigned; the queue's enqueue is idempotent by id, so a replay that
 is interrupted and run again cannot queue an item twice. Lines are flushed and fsync'd before the enqueue
 call returns: an item the caller was told is accepted survives a crash of this replica.
+
+ReviewQueue replicas on one host share the file, so appends and replays take an exclusive `flock` on a lock
+file beside it (the spool itself is replaced by a replay, so it cannot carry the lock): a replay rewriting the
+file cannot drop a line another replica appended meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from deployments.review_store import ReviewItem
+
+LOCK_POLL_S = 0.01
 
 
 class ReviewSpool:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
         self._lock = asyncio.Lock()
 
-    async def append(self, item: ReviewItem) -> None:
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """This replica's tasks one at a time, and one replica at a time. The flock is polled rather than
+        waited for, so the event loop is never blocked while another replica replays."""
         async with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.lock_path.open("a") as lock:
+                while True:
+                    try:
+                        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        await asyncio.sleep(LOCK_POLL_S)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    async def append(self, item: ReviewItem) -> None:
+        async with self._exclusive():
             with self.path.open("a", encoding="utf-8") as spool:
                 spool.write(item.model_dump_json() + "\n")
                 spool.flush()
@@ -37,7 +63,7 @@ class ReviewSpool:
     async def replay(self, put: Callable[[ReviewItem], Awaitable[bool]]) -> int:
         """Hand every spooled item to `put`, oldest first; what was handed over leaves the file. Stops at the
         first failure (Redis still away), keeping that item and the rest. Returns how many were handed over."""
-        async with self._lock:
+        async with self._exclusive():
             if not self.path.is_file():
                 return 0
             lines = [line for line in self.path.read_text(encoding="utf-8").splitlines() if line.strip()]

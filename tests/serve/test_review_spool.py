@@ -7,7 +7,8 @@ import asyncio
 
 from ray.serve.handle import DeploymentHandle
 
-from deployments.review_store import ALL_KEY, ReviewRequest
+from deployments.audit import AUDIT_STREAM
+from deployments.review_store import ALL_KEY, QUEUE, ReviewRequest
 from tests.support import RedisServer, wait_until
 
 
@@ -47,6 +48,16 @@ def test_a_redis_outage_mid_burst_loses_and_duplicates_nothing(base_url: str, re
         return redis_server.client().zcard(ALL_KEY) >= before + 100
 
     wait_until(all_there, 30, what="the spooled items to be replayed")
-    stored = redis_server.client().zrange(ALL_KEY, 0, -1)
+    client = redis_server.client()
+    stored = client.zrange(ALL_KEY, 0, -1)
     assert sorted(i for i in stored if i in set(ids)) == sorted(ids)
-    assert redis_server.client().zcard(ALL_KEY) == before + 100  # none twice
+    assert client.zcard(ALL_KEY) == before + 100  # none twice
+    # A sorted set cannot hold an id twice; the queue stream and the audit trail can: once each there too.
+    queued = [fields["id"] for _, fields in client.xrange(QUEUE) if fields.get("id") in set(ids)]
+    assert sorted(queued) == sorted(ids)
+    enqueued = [
+        fields["target"]
+        for _, fields in client.xrange(AUDIT_STREAM)
+        if fields.get("action") == "review.enqueued" and fields.get("target") in set(ids)
+    ]
+    assert sorted(enqueued) == sorted(ids)
