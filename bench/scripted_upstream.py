@@ -2,11 +2,12 @@
 streaming bench measures (a real HTTP server on loopback, not a mock inside the gateway).
 
 The last user message picks the script by its topic, in plain words that no input check minds: `seaside`
-(the unsafe script), `market` (fails twice with 503, then the clean script), `lighthouse` (1,000 words),
-`postcard` (an answer with an email address in it), `forecast` (a call to `get_weather`), `parcel` (a call to
-`send_email`); any other prompt gets the clean script. Streams send one word per chunk, `delay_s` apart, and a
-tool call as OpenAI streams one: its id and name, then its arguments in fragments. Every request body is kept,
-so a test can check exactly what the model server received.
+(the unsafe script), `harbour` (the script with a passage the tests' Moderator sends to review in a `hold`
+category), `market` (fails twice with 503, then the clean script), `lighthouse` (1,000 words), `postcard` (an
+answer with an email address in it), `forecast` (a call to `get_weather`), `parcel` (a call to `send_email`);
+any other prompt gets the clean script. Streams send one word per chunk, `delay_s` apart, and a tool call as
+OpenAI streams one: its id and name, then its arguments in fragments. Every request body is kept, so a test can
+check exactly what the model server received.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ CLEAN = [f"clean-{i:02d}" for i in range(1, 41)]
 UNSAFE_PHRASE = "zebra unsafe passage"
 # 16 clean words, the unsafe passage (3 words), then 21 more words of it: the whole tail is the unsafe span.
 UNSAFE = [*CLEAN[:16], *UNSAFE_PHRASE.split(), *(f"unsafe-{i:02d}" for i in range(1, 22))]
+HELD_PHRASE = "zebra held passage"
+HELD = [*CLEAN[:16], *HELD_PHRASE.split(), *(f"held-{i:02d}" for i in range(1, 22))]
 MODEL = "scripted-upstream"
 
 
@@ -45,6 +48,8 @@ def script_for(messages: list[dict]) -> list[str]:
     last = last_user_text(messages)
     if "seaside" in last:
         return UNSAFE
+    if "harbour" in last:
+        return HELD
     if "postcard" in last:
         return POSTCARD
     return LONG if "lighthouse" in last else CLEAN

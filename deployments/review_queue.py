@@ -18,6 +18,7 @@ from deployments.config import ReviewQueueConfig, RuntimeSettings
 from deployments.logs import get_logger
 from deployments.redis_client import connect
 from deployments.retention import DAY_S, enforce_retention
+from deployments.review_report import ThresholdReport, threshold_report
 from deployments.review_spool import ReviewSpool
 from deployments.review_store import Decision, ReviewItem, ReviewRequest, ReviewStore
 
@@ -128,12 +129,11 @@ class ReviewQueue:
 
     async def list(self, status: str | None, limit: int) -> list[ReviewItem]:
         self._ensure_sweeper()
-        return [item.public() for item in await self._store.list(status, limit)]
+        return await self._store.list(status, limit)
 
     async def claim(self, reviewer: str) -> ReviewItem | None:
         self._ensure_sweeper()
-        item = await self._store.claim(reviewer)
-        return item.public() if item else None
+        return await self._store.claim(reviewer)
 
     async def decide(self, item_id: str, decision: Decision, reviewer: str) -> ReviewItem:
         self._ensure_sweeper()
@@ -150,6 +150,10 @@ class ReviewQueue:
 
     async def stats(self) -> dict[str, float]:
         return {**await self._store.stats(), "spooled": self._spool.pending()}
+
+    async def report(self, since: float) -> ThresholdReport:
+        """How reviewers decided the items queued since `since`, by layer, category and score band."""
+        return threshold_report(await self._store.queued_since(since), since)
 
     async def erase_user(self, user_id: str) -> int:
         """Every review item of the user, gone (the erasure request of `DELETE /admin/users/{id}/data`)."""

@@ -70,7 +70,10 @@ class ReviewRequest(BaseModel):
     output_excerpt: str | None = None
     spans: list[tuple[int, int]] = Field(default_factory=list, description="Flagged spans of output_excerpt.")
     mode: Literal["async", "hold"] = "async"
-    held_output: str | None = Field(None, description="hold mode: the withheld answer, released on approval.")
+    penalized: bool = Field(False, description="The pipeline lowered the user's reputation for this review verdict.")
+    held_output: str | None = Field(
+        None, description="hold mode: the withheld answer, whole (reviewers see what approval releases)."
+    )
 
 
 class Decision(BaseModel):
@@ -93,10 +96,6 @@ class ReviewItem(ReviewRequest):
     claimed_by: str | None = None
     claim_expires_at: float | None = None
     decisions: list[DecisionRecord] = Field(default_factory=list)
-
-    def public(self) -> ReviewItem:
-        """The item as reviewers see it: the held answer is not shown twice (its excerpt is)."""
-        return self.model_copy(update={"held_output": None})
 
 
 class ReviewNotFound(LookupError):
@@ -177,6 +176,15 @@ class ReviewStore:
             found = (ReviewItem.model_validate_json(raw) for raw in raws if raw is not None)
             items.extend(item for item in found if status in (None, "open") or item.status == status)
         return items[:limit]
+
+    async def queued_since(self, since: float) -> list[ReviewItem]:
+        """Every item (open or decided) queued at `since` or later, oldest first."""
+        ids = await self.redis.zrangebyscore(ALL_KEY, since, "+inf")
+        items: list[ReviewItem] = []
+        for start in range(0, len(ids), 500):
+            raws = await self.redis.mget([ITEM_KEY.format(i) for i in ids[start : start + 500]])
+            items.extend(ReviewItem.model_validate_json(raw) for raw in raws if raw is not None)
+        return items
 
     async def _update(
         self, item_id: str, change: Callable[[ReviewItem], ReviewItem], actor: str, action: str, reason: str = ""

@@ -52,7 +52,8 @@ LIMIT_REFUSALS = metrics.Counter(
 )
 REPUTATION_CHANGES = metrics.Counter(
     "safeserve_reputation_changes_total",
-    description="Reputation events by kind (block, review, review_rejected, suspended, reset, lift, suspend).",
+    description="Reputation events by kind (block, review, review_rejected, review_approved, suspended, reset, lift, "
+    "suspend).",
     tag_keys=("event",),
 )
 KILL_SWITCHES = metrics.Gauge(

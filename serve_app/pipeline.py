@@ -13,6 +13,7 @@ import time
 import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 
 from redis.exceptions import RedisError
 
@@ -187,6 +188,7 @@ def _review_request(
         scores={str(c): round(s, 4) for c, s in verdict.scores.items()},
         request_excerpt=redact(request_text),
         output_excerpt=None if output is None else redact(output),
+        penalized=verdict.action is Action.REVIEW and ctx.key.role != "admin",  # as `update_reputation` does
     )
 
 
@@ -220,6 +222,17 @@ async def hold_for_review(
         "review_queue", gateway.handles.reviews.enqueue.remote(request), gateway.config.timeouts.review_s
     )
     return item.id
+
+
+async def withhold_stream(
+    gateway: Gateway, ctx: RequestContext, access: Access, verdict: Verdict, request_text: str, answer: str
+) -> str:
+    """Record a streamed answer's hold decision and queue the whole answer (redactions applied) for review;
+    returns the review id. Fails closed like `hold_for_review`."""
+    await report(gateway, ctx, access, verdict, request_text, output=answer)
+    review_id = await hold_for_review(gateway, ctx, verdict, request_text, apply_redactions(answer, verdict.redactions))
+    ctx.state.decision = "held"
+    return review_id
 
 
 def held_message(review_id: str) -> str:
@@ -345,6 +358,9 @@ async def complete(
         review_id = await hold_for_review(gateway, ctx, hold_verdict, request_text, delivered)
         ctx.state.decision = "held"
         delivered = held_message(review_id)
+    elif blocked and holds(gateway, input_verdict):
+        # Nothing is left to release, but the held request still gets its review, as an async one would.
+        await enqueue_review(gateway, ctx, input_verdict, request_text, None)
     withheld = blocked or review_id is not None
     tool_calls = (
         None
@@ -408,15 +424,16 @@ async def stream_completion(
     the generator goes on (one at a time, each on the whole text so far, the next as soon as the last is done
     and `check_every_tokens` new pieces are in), so the stream is not slowed to the Moderator's pace. Redactions
     are applied to held-back text as it is released; one that would reach into text already sent ends the
-    stream with `content_filter` (`serve_app/streaming.py`).
+    stream with `content_filter` (`serve_app/streaming.py`). A review-band verdict of a `hold` category stops
+    the release: the answer is generated to its end and queued whole, and the stream ends with the held notice.
     """
     window = gateway.config.stream_moderation
     chunk_id, created = completion_id(), int(time.time())
 
-    def chunk(delta: Delta, finish_reason: str | None = None) -> str:
+    def chunk(delta: Delta, finish_reason: str | None = None, **extra: str) -> str:
         choice = ChunkChoice(delta=delta, finish_reason=finish_reason)
         body = ChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[choice])
-        return _sse(body.model_dump(exclude_none=True))
+        return _sse({**body.model_dump(exclude_none=True), **extra})
 
     sent_text = False
 
@@ -435,6 +452,7 @@ async def stream_completion(
     next_piece: asyncio.Future | None = asyncio.ensure_future(pieces.__anext__())
     check: asyncio.Future | None = None
     checked = unchecked = 0  # pending pieces the running check covers; pieces added since it started
+    hold: Verdict | None = None  # a `hold` category's review verdict: nothing more is sent
     try:
         while next_piece is not None or check is not None:
             await asyncio.wait([f for f in (next_piece, check) if f is not None], return_when=FIRST_COMPLETED)
@@ -446,8 +464,11 @@ async def stream_completion(
                 except StopAsyncIteration:
                     next_piece = None
             if check is not None and check.done():
-                ready, verdict = held.release(check.result(), checked=checked)
-                check = None
+                verdict, check = check.result(), None
+                if holds(gateway, verdict):
+                    hold, ready = verdict, []
+                else:
+                    ready, verdict = held.release(verdict, checked=checked)
                 if ready is None:
                     await report(gateway, ctx, access, verdict, request_text, output=held.text)
                     yield chunk(Delta(), "content_filter")
@@ -455,11 +476,19 @@ async def stream_completion(
                     return
                 for text in ready:
                     yield content(text)
-            if check is None and next_piece is not None and unchecked >= window.check_every_tokens:
+            if check is None and hold is None and next_piece is not None and unchecked >= window.check_every_tokens:
                 checked, unchecked = len(held.pending), 0
                 check = asyncio.ensure_future(moderate(gateway, ctx, access, held.text, request_text))
         text = held.text
         verdict = gate_tool_calls(access, calls, await moderate(gateway, ctx, access, text, request_text))
+        if hold is not None and verdict.action is not Action.BLOCK and not holds(gateway, verdict):
+            verdict = replace(hold, redactions=verdict.redactions)
+        if holds(gateway, verdict):
+            review_id = await withhold_stream(gateway, ctx, access, verdict, request_text, text)
+            yield chunk(Delta(content=held_message(review_id)), safeserve_review_id=review_id)
+            yield chunk(Delta(), "content_filter", safeserve_review_id=review_id)
+            yield _sse("[DONE]")
+            return
         ready, verdict = held.release(verdict, final=True)
         await report(gateway, ctx, access, verdict, request_text, output=text)
         if ready is None:

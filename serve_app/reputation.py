@@ -149,6 +149,16 @@ class ReputationStore:
             user_id, config, actor=actor, action=f"reputation.{event}", reason=reason, delta=-penalty
         )
 
+    async def restore(
+        self, user_id: str, config: ReputationConfig, event: str, category: str | None, actor: str, reason: str
+    ) -> Standing:
+        """Give back the event's penalty for the category (a reviewer approved what it was charged for); the
+        score never rises above `initial` this way."""
+        penalty = config.penalty(event, category)
+        return await self._change(
+            user_id, config, actor=actor, action=f"reputation.{event}_approved", reason=reason, delta=penalty
+        )
+
     async def reward_clean(self, user_id: str, config: ReputationConfig) -> None:
         """Count a clean, answered request: its bonus is recovery, applied lazily like time's and audited with the
         next change (the counter counts only while the score is below `initial`, and a change resets it)."""

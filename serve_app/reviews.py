@@ -30,7 +30,8 @@ async def get_item(gateway: Gateway, item_id: str) -> ReviewItem:
 
 
 async def decide(gateway: Gateway, item_id: str, body: Decision, reviewer: ApiKeyInfo) -> ReviewItem:
-    """Decide an item; a rejection lowers the reputation of the user whose request or answer it was."""
+    """Decide an item; it moves the reputation of the user whose request or answer it was: a rejection lowers
+    it, an approval gives back the `review` penalty the pipeline charged for the item."""
     try:
         item = await call_reviews(
             gateway,
@@ -56,4 +57,14 @@ async def decide(gateway: Gateway, item_id: str, body: Decision, reviewer: ApiKe
             reason=f"review {item.id} rejected: {body.note}"[:500],
         )
         REPUTATION_CHANGES.inc(tags={"event": "review_rejected"})
-    return item.public()
+    elif item.status == "approved" and item.penalized:
+        await gateway.reputation.restore(
+            item.user_id,
+            gateway.config.reputation,
+            "review",
+            item.category,
+            actor=reviewer.user_id,
+            reason=f"review {item.id} approved: {body.note}"[:500],
+        )
+        REPUTATION_CHANGES.inc(tags={"event": "review_approved"})
+    return item

@@ -36,6 +36,15 @@ UNSAFE_PASSAGE_RULE = {
     "action": "block",
     "pattern": "zebra unsafe passage",
 }
+# An output deny-list rule in a `hold` category for the scripted upstream's held passage: streamed or not, the
+# answer is withheld until a reviewer approves it.
+HELD_PASSAGE_RULE = {
+    "name": "test-held-passage",
+    "category": "self_harm",
+    "action": "review",
+    "pattern": "zebra held passage",
+}
+EXCERPT_CHARS = 200  # shorter than the scripted held answer, so reviewers must be shown more than the excerpt
 CLAIM_TIMEOUT_S = 3  # short, so a test can watch an unattended claim return to the queue
 REVIEW_SPOOL = Path(tempfile.mkdtemp(prefix="safeserve-spool-")) / "reviews.jsonl"
 
@@ -44,10 +53,15 @@ def session_app_config() -> dict:
     config = app_deploy_config()
     ingress = deployment_config(config, "Ingress")
     ingress["user_config"]["input_patterns"] += [REVIEW_CANARY_RULE, HOLD_CANARY_RULE]
-    deployment_config(config, "Moderator")["user_config"]["denylist"].append(UNSAFE_PASSAGE_RULE)
+    deployment_config(config, "Moderator")["user_config"]["denylist"] += [UNSAFE_PASSAGE_RULE, HELD_PASSAGE_RULE]
     deployment_config(config, "ReviewQueue")["user_config"].update(
-        claim_timeout_s=CLAIM_TIMEOUT_S, sweep_interval_s=0.5, spool_path=str(REVIEW_SPOOL)
+        claim_timeout_s=CLAIM_TIMEOUT_S,
+        sweep_interval_s=0.5,
+        spool_path=str(REVIEW_SPOOL),
+        excerpt_chars=EXCERPT_CHARS,
     )
+    tiers = ingress["user_config"]["tiers"]
+    tiers["sampled"] = {**tiers["standard"], "review_sample_rate": 1.0}  # every allowed answer to review
     ingress["num_replicas"] = 2  # limits, revocation and reputation must hold across ingress replicas
     return config
 

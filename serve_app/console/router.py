@@ -153,13 +153,24 @@ async def item_page(request: Request, item_id: str, gateway: GatewayDep) -> Resp
     if signed_in is None:
         return _redirect("/console/login")
     try:
-        item = (await get_item(gateway, item_id)).public()
+        item = await get_item(gateway, item_id)
     except SafeServeError as exc:
         return _page(request, "error.html", status_code=exc.status_code, session=signed_in[0], message=exc.message)
-    texts = {"request": item.request_excerpt, "output": item.output_excerpt or ""}
+    # A held answer is shown whole: approving it releases exactly that text, not the excerpt.
+    texts = {"request": item.request_excerpt, "output": item.held_output or item.output_excerpt or ""}
     marked = {name: segments(text, flagged_spans(text, gateway.input_patterns)) for name, text in texts.items()}
+    located = any(flagged for pieces in marked.values() for _, flagged in pieces)
     trail = await call_reviews(gateway, "audit", 50, item.id)
-    return _page(request, "item.html", session=signed_in[0], item=item, marked=marked, trail=trail, now=time.time())
+    return _page(
+        request,
+        "item.html",
+        session=signed_in[0],
+        item=item,
+        marked=marked,
+        located=located,
+        trail=trail,
+        now=time.time(),
+    )
 
 
 @router.post("/items/{item_id}/decision")
@@ -181,6 +192,16 @@ async def decide_item(
     except SafeServeError as exc:
         return _page(request, "error.html", status_code=exc.status_code, session=signed_in[0], message=exc.message)
     return _redirect(f"/console?message=Item+{decided.id}+{decided.status}.")
+
+
+@router.get("/report", response_class=HTMLResponse)
+async def report(request: Request, gateway: GatewayDep, days: int = 30) -> Response:
+    signed_in = await _signed_in(request, gateway)
+    if signed_in is None:
+        return _redirect("/console/login")
+    days = min(max(days, 1), 365)
+    figures = await call_reviews(gateway, "report", time.time() - days * 86400)
+    return _page(request, "report.html", session=signed_in[0], report=figures, days=days)
 
 
 @router.get("/audit", response_class=HTMLResponse)

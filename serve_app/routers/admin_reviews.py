@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
+from deployments.review_report import ThresholdReport
 from deployments.review_store import Decision, ReviewItem
 from serve_app.deps import GatewayDep, ReviewerKey
 from serve_app.reviews import call_reviews, decide, get_item
@@ -30,6 +32,15 @@ async def review_stats(gateway: GatewayDep, _: ReviewerKey) -> dict[str, float]:
     return await call_reviews(gateway, "stats")
 
 
+@router.get("/reviews/report", response_model=ThresholdReport)
+async def review_report(
+    gateway: GatewayDep, _: ReviewerKey, days: Annotated[float, Query(gt=0, le=365)] = 30
+) -> ThresholdReport:
+    """Approve, reject and escalate counts and rates for the items queued in the last `days`, per layer,
+    category and score band: where the review thresholds send people too much, or too little."""
+    return await call_reviews(gateway, "report", time.time() - days * 86400)
+
+
 @router.post("/reviews/claim", response_model=ReviewItem, responses={204: {"description": "Nothing to review."}})
 async def claim_review(gateway: GatewayDep, reviewer: ReviewerKey) -> ReviewItem | Response:
     """The next item for this reviewer (one whose claim timed out first); it is theirs for `claim_timeout_s`."""
@@ -39,7 +50,7 @@ async def claim_review(gateway: GatewayDep, reviewer: ReviewerKey) -> ReviewItem
 
 @router.get("/reviews/{item_id}", response_model=ReviewItem)
 async def get_review(item_id: str, gateway: GatewayDep, _: ReviewerKey) -> ReviewItem:
-    return (await get_item(gateway, item_id)).public()
+    return await get_item(gateway, item_id)
 
 
 @router.post("/reviews/{item_id}/decision", response_model=ReviewItem)

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import html
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import httpx
 import openai
 import pytest
@@ -23,6 +28,24 @@ def create_key(
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+@contextmanager
+def console_client(base_url: str, key: str) -> Iterator[httpx.Client]:
+    """An HTTP client signed in to the console with `key` (the sign-in form's CSRF token and cookie)."""
+    with httpx.Client(base_url=base_url, follow_redirects=False, timeout=60) as browser_like:
+        token = browser_like.get("/console/login").text.split('name="csrf" value="')[1].split('"')[0]
+        signed_in = browser_like.post("/console/login", data={"api_key": key, "csrf": token})
+        assert signed_in.headers["location"] == "/console", signed_in.headers["location"]
+        yield browser_like
+
+
+def page_text(page: str, selector_attribute: str) -> str:
+    """The text of the element carrying `selector_attribute` (e.g. `data-text="held-answer"`), marks removed
+    and entities decoded: what a reader sees."""
+    inner = re.search(rf"<(\w+)[^>]*{re.escape(selector_attribute)}[^>]*>(.*?)</\1>", page, re.S)
+    assert inner, f"no element with {selector_attribute}"
+    return html.unescape(re.sub(r"</?mark>", "", inner.group(2)))
 
 
 @pytest.fixture(autouse=True)

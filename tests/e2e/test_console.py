@@ -4,12 +4,17 @@ a note, find it gone from the queue and present in the audit trail. A screenshot
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
-from tests.e2e.conftest import SERVED_MODEL, create_key
+from deployments.review_store import ReviewRequest, ReviewStore
+from tests.e2e.conftest import SERVED_MODEL, console_client, create_key, page_text
 from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -120,3 +125,68 @@ def test_a_user_key_cannot_sign_in(base_url, admin_key) -> None:
         token = browser_like.get("/console/login").text.split('name="csrf" value="')[1].split('"')[0]
         refused = browser_like.post("/console/login", data={"api_key": user, "csrf": token})
         assert "error=" in refused.headers["location"] and "set-cookie" not in refused.headers
+
+
+def queued_hours_ago(redis_url: str, hours: float) -> str:
+    """An item put straight into the app's queue as if queued `hours` ago (its SLA long missed): the console's
+    age filter and the lead's figures need an old item, and a test cannot wait hours."""
+
+    async def put() -> str:
+        client = aioredis.from_url(redis_url, decode_responses=True)
+        try:
+            store = ReviewStore(client, sla_seconds=3600, excerpt_chars=200)
+            review = ReviewRequest(
+                request_id="old",
+                user_id="old-user",
+                layer="moderator",
+                category="violence",
+                score=0.6,
+                request_excerpt="an old request",
+            )
+            item = store.new_item(review)
+            created = time.time() - hours * 3600
+            await store.put(item.model_copy(update={"created_at": created, "sla_deadline": created + 3600}))
+            return item.id
+        finally:
+            await client.aclose()
+
+    # Playwright's sync API keeps an event loop running in this thread: the store's client runs in another.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, put()).result()
+
+
+def test_the_queue_filters_by_category_and_age_and_shows_the_lead_numbers(base_url, admin_key, redis_server) -> None:
+    fresh = queued_item(base_url, admin_key, user_id="filter-user")  # privacy, just now
+    old = queued_hours_ago(redis_server.url, hours=2)  # violence
+    reviewer = create_key(base_url, admin_key, role="reviewer", user_id="lena")["key"]
+    headers = {"Authorization": f"Bearer {reviewer}"}
+    with console_client(base_url, reviewer) as console:
+        privacy = console.get("/console", params={"category": "privacy"}).text
+        assert f"/console/items/{fresh}" in privacy and f"/console/items/{old}" not in privacy
+        violence = console.get("/console", params={"category": "violence"}).text
+        assert f"/console/items/{old}" in violence and f"/console/items/{fresh}" not in violence
+        aged = console.get("/console", params={"min_age_minutes": 60}).text
+        assert f"/console/items/{old}" in aged and f"/console/items/{fresh}" not in aged
+
+        # Nothing in the old item's text is a deny pattern or a listed word: the page says so plainly.
+        assert 'data-note="no-spans"' in console.get(f"/console/items/{old}").text
+        assert 'data-note="no-spans"' not in console.get(f"/console/items/{fresh}").text  # its canary is marked
+
+        stats = httpx.get(f"{base_url}/admin/reviews/stats", headers=headers).json()
+        assert stats["oldest_pending_age_s"] >= 2 * 3600 and stats["sla_misses_open"] >= 1
+        assert stats["queue_depth"] >= 2
+        page = console.get("/console").text
+        assert int(page_text(page, 'data-stat="queue_depth"')) == stats["queue_depth"]
+        assert float(page_text(page, 'data-stat="oldest_pending_minutes"').split()[0]) >= 120
+        assert int(page_text(page, 'data-stat="sla_misses_open"')) == stats["sla_misses_open"]
+        shown_decisions = int(page_text(page, 'data-stat="decisions_last_hour"'))
+        assert shown_decisions == stats["decisions_last_hour"]
+
+        decided = httpx.post(f"{base_url}/admin/reviews/{old}/decision", json={"decision": "reject"}, headers=headers)
+        assert decided.status_code == 200, decided.text
+        after = httpx.get(f"{base_url}/admin/reviews/stats", headers=headers).json()
+        assert after["decisions_last_hour"] == stats["decisions_last_hour"] + 1
+        assert after["queue_depth"] == stats["queue_depth"] - 1
+        assert after["sla_misses_open"] == stats["sla_misses_open"] - 1
+        page = console.get("/console").text
+        assert int(page_text(page, 'data-stat="decisions_last_hour"')) == after["decisions_last_hour"]

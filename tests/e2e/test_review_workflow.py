@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import CLAIM_TIMEOUT_S
-from tests.e2e.conftest import SERVED_MODEL, create_key
+from tests.e2e.conftest import SERVED_MODEL, console_client, create_key, page_text
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -75,6 +75,7 @@ def test_an_item_is_claimed_times_out_returns_and_is_decided(base_url, admin_key
 def test_hold_mode_withholds_the_answer_until_a_reviewer_approves(base_url, admin_key) -> None:
     key = create_key(base_url, admin_key, user_id="held-user")["key"]
     stranger = create_key(base_url, admin_key, user_id="stranger")["key"]
+    reviewer = create_key(base_url, admin_key, role="reviewer", user_id="holly")["key"]
     with client(base_url, key) as api:
         response = ask(api, f"Tell me about the {HOLD_CANARY} in one sentence.")
         assert response.status_code == 200, response.text
@@ -86,15 +87,16 @@ def test_hold_mode_withholds_the_answer_until_a_reviewer_approves(base_url, admi
         assert waiting["status"] == "pending" and waiting["answer"] is None
         with client(base_url, stranger) as other:
             assert other.get(f"/v1/reviews/{review_id}").status_code == 404  # only the same key may read it
-        with client(base_url, admin_key) as admin:
-            item = admin.get(f"/admin/reviews/{review_id}").json()
-            assert item["mode"] == "hold" and item["held_output"] is None  # reviewers see the excerpt
-            assert item["output_excerpt"]
-            approved = admin.post(f"/admin/reviews/{review_id}/decision", json={"decision": "approve"})
+        with client(base_url, reviewer) as as_reviewer:
+            item = as_reviewer.get(f"/admin/reviews/{review_id}").json()
+            assert item["mode"] == "hold" and item["held_output"]  # the whole answer, not just the excerpt
+            with console_client(base_url, reviewer) as console:
+                page = console.get(f"/console/items/{review_id}").text
+            assert page_text(page, 'data-text="held-answer"') == item["held_output"]  # whole, escaped
+            approved = as_reviewer.post(f"/admin/reviews/{review_id}/decision", json={"decision": "approve"})
             assert approved.status_code == 200
         released = api.get(f"/v1/reviews/{review_id}").json()
-    assert released["status"] == "approved" and released["answer"]
-    assert released["answer"].startswith(item["output_excerpt"][:20])
+    assert released["status"] == "approved" and released["answer"] == item["held_output"]
 
 
 def test_a_held_stream_sends_only_the_notice(base_url, admin_key) -> None:
@@ -110,3 +112,52 @@ def test_a_held_stream_sends_only_the_notice(base_url, admin_key) -> None:
     events = [line[6:] for line in text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]" and '"finish_reason": "content_filter"' in events[-2]
     assert "held for human review" in events[0]
+
+
+def reputation(base_url: str, admin_key: str, user_id: str) -> float:
+    with client(base_url, admin_key) as admin:
+        return admin.get(f"/admin/users/{user_id}").json()["score"]
+
+
+def test_reviewer_decisions_move_the_users_reputation_feed_the_report_and_are_audited(base_url, admin_key) -> None:
+    reviewer = create_key(base_url, admin_key, role="reviewer", user_id="reva")["key"]
+    with client(base_url, reviewer) as as_reva:
+        report_before = as_reva.get("/admin/reviews/report", params={"days": 1}).json()
+        for user_id, decision, change, action in (
+            ("approved-user", "approve", 2.0, "reputation.review_approved"),
+            ("rejected-user", "reject", -15.0, "reputation.review_rejected"),
+        ):
+            with client(base_url, create_key(base_url, admin_key, user_id=user_id)["key"]) as api:
+                assert ask(api, f"A short fact about the {REVIEW_CANARY}, please.").status_code == 200
+            # The review-band request cost the `review` penalty (2 for privacy); a clean answer earns 0.2 back.
+            charged = reputation(base_url, admin_key, user_id)
+            assert charged == pytest.approx(98.0, abs=0.25)
+            pending = as_reva.get("/admin/reviews", params={"status": "pending", "limit": 500}).json()
+            item = next(i for i in pending if i["user_id"] == user_id)
+            assert item["penalized"] is True
+            decided = as_reva.post(f"/admin/reviews/{item['id']}/decision", json={"decision": decision, "note": "ok"})
+            assert decided.status_code == 200, decided.text
+            # An approval gives the penalty back (up to the initial 100); a rejection costs `review_rejected` (15).
+            assert reputation(base_url, admin_key, user_id) == pytest.approx(min(100.0, charged + change), abs=0.05)
+            trail = as_reva.get("/admin/audit", params={"target": f"user:{user_id}"}).json()
+            assert trail[0]["action"] == action and trail[0]["actor"] == "reva"
+            assert item["id"] in trail[0]["reason"]
+        report = as_reva.get("/admin/reviews/report", params={"days": 1}).json()
+    privacy, before = report["by_category"]["privacy"], report_before["by_category"].get("privacy", {})
+    assert privacy["approve"] == before.get("approve", 0) + 1 and privacy["reject"] == before.get("reject", 0) + 1
+    assert report["decisions"] == report_before["decisions"] + 2
+    assert 0 < privacy["approve_rate"] < 1 and "input_patterns" in report["by_layer"]
+    with client(base_url, create_key(base_url, admin_key, user_id="curious")["key"]) as user:
+        assert user.get("/admin/reviews/report").status_code == 403  # reviewers and admins only
+
+
+def test_a_tier_with_review_sample_rate_one_sends_each_allowed_answer_to_review(base_url, admin_key) -> None:
+    key = create_key(base_url, admin_key, tier="sampled", user_id="sampled-user")["key"]
+    with client(base_url, key) as api:
+        response = ask(api, "Name one colour of the sky.")
+        assert response.status_code == 200 and response.json()["choices"][0]["finish_reason"] != "content_filter"
+    with client(base_url, admin_key) as admin:
+        items = admin.get("/admin/reviews", params={"status": "pending", "limit": 500}).json()
+    sampled = [i for i in items if i["user_id"] == "sampled-user"]
+    assert len(sampled) == 1 and sampled[0]["layer"] == "sample" and sampled[0]["mode"] == "async"
+    assert sampled[0]["output_excerpt"] and sampled[0]["penalized"] is False  # nothing to give back

@@ -9,10 +9,10 @@ import json
 import httpx
 import pytest
 
-from bench.scripted_upstream import CLEAN, EMAIL_ADDRESS, UNSAFE, ScriptedUpstream
+from bench.scripted_upstream import CLEAN, EMAIL_ADDRESS, HELD, UNSAFE, ScriptedUpstream
 from classifiers.steering import OPERATOR_HEADER
 from tests.conftest import session_app_config
-from tests.e2e.conftest import SERVED_MODEL
+from tests.e2e.conftest import SERVED_MODEL, create_key
 from tests.support import app_deploy_config, deploy, deployment_config, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -106,6 +106,47 @@ def test_an_unsafe_passage_is_cut_and_at_most_k_of_its_tokens_reach_the_client(
     assert received == UNSAFE[: len(received)] and len(received) >= 16 - 2 * HOLDBACK
     record = incident(redis_server, response.headers["x-request-id"])
     assert record["action"] == "block" and record["layer"] == "moderator"
+
+
+def test_a_streamed_answer_sent_to_hold_review_is_withheld_and_released_whole_after_approval(
+    base_url, admin_key, upstream
+) -> None:
+    key = create_key(base_url, admin_key, user_id="held-stream-user")["key"]
+    response = chat(base_url, key, "Tell me a story about the harbour.", stream=True)
+    content, finish = streamed(response)
+    assert finish == "content_filter"
+    sent, notice, _ = content.partition("This answer is held for human review")
+    assert notice and "zebra" not in sent and sent.split() == HELD[: len(sent.split())]
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
+    review_id = events[-1]["safeserve_review_id"]
+    assert review_id and review_id in content
+    headers = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{base_url}/v1/reviews/{review_id}", headers=headers).json()["status"] == "pending"
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    item = httpx.get(f"{base_url}/admin/reviews/{review_id}", headers=admin).json()
+    assert item["mode"] == "hold" and item["category"] == "self_harm" and item["layer"] == "moderator"
+    # Reviewers see the whole answer that approval releases, not only the excerpt.
+    assert item["held_output"] == " ".join(HELD) and len(item["output_excerpt"]) < len(item["held_output"])
+    decided = httpx.post(f"{base_url}/admin/reviews/{review_id}/decision", json={"decision": "approve"}, headers=admin)
+    assert decided.status_code == 200, decided.text
+    released = httpx.get(f"{base_url}/v1/reviews/{review_id}", headers=headers).json()
+    assert released["status"] == "approved" and released["answer"] == " ".join(HELD)
+
+
+def test_a_held_request_whose_answer_is_blocked_is_still_reviewed(base_url, admin_key, upstream) -> None:
+    key = create_key(base_url, admin_key, user_id="held-then-blocked")["key"]
+    response = chat(base_url, key, "Tell me a story about the seaside and the zebra-canary-hold.", stream=False)
+    body = response.json()
+    assert body["choices"][0]["finish_reason"] == "content_filter" and body.get("safeserve_review_id") is None
+    items = httpx.get(
+        f"{base_url}/admin/reviews",
+        params={"status": "pending", "limit": 500},
+        headers={"Authorization": f"Bearer {admin_key}"},
+    ).json()
+    queued = [item for item in items if item["user_id"] == "held-then-blocked"]
+    # Nothing is left to release (the answer was refused), but the held request reaches a reviewer.
+    assert len(queued) == 1 and queued[0]["layer"] == "input_patterns" and queued[0]["category"] == "self_harm"
+    assert queued[0]["mode"] == "async" and queued[0]["held_output"] is None
 
 
 def test_a_whole_unsafe_answer_is_refused(base_url, user_key, upstream) -> None:

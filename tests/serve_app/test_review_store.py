@@ -10,6 +10,7 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
+from deployments.review_report import score_band, threshold_report
 from deployments.review_spool import ReviewSpool
 from deployments.review_store import (
     Decision,
@@ -159,3 +160,70 @@ def test_the_spool_hands_over_each_item_once_and_keeps_what_failed(tmp_path) -> 
     assert [item.id for item in received] == [item.id for item in items]
     assert not spool.path.exists() and spool.pending() == 0
     assert time.time() - received[0].created_at < 60
+
+
+def test_a_replay_loses_no_line_another_replica_appends_meanwhile(tmp_path) -> None:
+    """Two replicas' spools on one file: while one replays (its `put` waiting on Redis), the other appends.
+    The append waits for the replay to finish, so the replay's rewrite of the file cannot drop it."""
+    path = tmp_path / "reviews.jsonl"
+    replaying, appending = ReviewSpool(path), ReviewSpool(path)
+    store = ReviewStore(aioredis.from_url("redis://127.0.0.1:1/0"), sla_seconds=60, excerpt_chars=100)
+    spooled = [store.new_item(request(f"spooled {i}")) for i in range(3)]
+    meanwhile = [store.new_item(request(f"meanwhile {i}")) for i in range(3)]
+    received: list[ReviewItem] = []
+    in_put = asyncio.Event()
+
+    async def slow_put(item: ReviewItem) -> bool:
+        in_put.set()
+        await asyncio.sleep(0.05)  # a round trip to Redis, during which the other replica appends
+        received.append(item)
+        return True
+
+    async def scenario():
+        for item in spooled:
+            await replaying.append(item)
+        replay = asyncio.create_task(replaying.replay(slow_put))
+        await in_put.wait()
+        for item in meanwhile:
+            await asyncio.wait_for(appending.append(item), timeout=5)
+        first = await replay
+        second = await replaying.replay(slow_put)
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert (first, second) == (3, 3)
+    assert [item.id for item in received] == [item.id for item in spooled + meanwhile]
+    assert not path.exists()
+
+
+def test_the_threshold_report_counts_decisions_by_layer_category_and_score_band(redis_server) -> None:
+    def flagged(layer: str, category: str | None, score: float) -> ReviewRequest:
+        return ReviewRequest(
+            request_id="req", user_id="u1", layer=layer, category=category, score=score, request_excerpt="x"
+        )
+
+    async def scenario(store: ReviewStore):
+        since = time.time()
+        plan = [
+            (flagged("input_patterns", "privacy", 0.55), ["approve"]),
+            (flagged("input_patterns", "privacy", 0.58), ["reject"]),
+            (flagged("moderator", "violence", 0.62), ["escalate", "approve"]),
+            (flagged("moderator", "violence", 1.0), []),  # still open: nothing to count
+        ]
+        for review, decisions in plan:
+            item = store.new_item(review)
+            await store.put(item)
+            for decision in decisions:
+                await store.decide(item.id, Decision(decision=decision), "rita")
+        return threshold_report(await store.queued_since(since), since)
+
+    report = run(scenario, redis_server, claim_timeout_s=60)
+    assert report.decisions == 4
+    privacy = report.by_category["privacy"]
+    assert (privacy.approve, privacy.reject, privacy.escalate, privacy.total) == (1, 1, 0, 2)
+    assert privacy.approve_rate == 0.5 and privacy.reject_rate == 0.5
+    moderator = report.by_layer["moderator"]
+    assert (moderator.approve, moderator.escalate, moderator.total) == (1, 1, 2)
+    assert report.by_score_band["0.5-0.6"].total == 2 and report.by_score_band["0.6-0.7"].escalate_rate == 0.5
+    assert "1.0-1.1" not in report.by_score_band and score_band(1.0) == "0.9-1.0"
+    assert report.model_dump()["by_layer"]["input_patterns"]["reject_rate"] == 0.5  # rates reach the JSON
