@@ -124,8 +124,8 @@ def test_reviewer_decisions_move_the_users_reputation_feed_the_report_and_are_au
     with client(base_url, reviewer) as as_reva:
         report_before = as_reva.get("/admin/reviews/report", params={"days": 1}).json()
         for user_id, decision, change, action in (
-            ("approved-user", "approve", 2.0, "reputation.review_approved"),
-            ("rejected-user", "reject", -15.0, "reputation.review_rejected"),
+            ("approved-by-reva", "approve", 2.0, "reputation.review_approved"),
+            ("refused-by-reva", "reject", -15.0, "reputation.review_rejected"),
         ):
             with client(base_url, create_key(base_url, admin_key, user_id=user_id)["key"]) as api:
                 assert ask(api, f"A short fact about the {REVIEW_CANARY}, please.").status_code == 200
