@@ -5,9 +5,9 @@ The last user message picks the script by its topic, in plain words that no inpu
 (the unsafe script), `harbour` (the script with a passage the tests' Moderator sends to review in a `hold`
 category), `market` (fails twice with 503, then the clean script), `lighthouse` (1,000 words), `postcard` (an
 answer with an email address in it), `forecast` (a call to `get_weather`), `parcel` (a call to `send_email`);
-any other prompt gets the clean script. Streams send one word per chunk, `delay_s` apart, and a tool call as
-OpenAI streams one: its id and name, then its arguments in fragments. Every request body is kept, so a test can
-check exactly what the model server received.
+any other prompt gets the clean script. Streams send `words_per_chunk` words per chunk (one by default),
+`delay_s` apart, and a tool call as OpenAI streams one: its id and name, then its arguments in fragments. Every
+request body is kept, so a test can check exactly what the model server received.
 """
 
 from __future__ import annotations
@@ -69,9 +69,10 @@ def tool_call_for(messages: list[dict]) -> dict | None:
 
 
 class ScriptedUpstream:
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, words_per_chunk: int = 1) -> None:
         self.port = free_port()
         self.delay_s = delay_s
+        self.words_per_chunk = words_per_chunk
         self.received: list[dict] = []
         self._flaky_failures = 0
         self.app = self._make_app()
@@ -135,7 +136,9 @@ class ScriptedUpstream:
 
             def deltas() -> list[dict]:
                 if call is None:
-                    return [{"content": word if i == 0 else f" {word}"} for i, word in enumerate(words)]
+                    size = self.words_per_chunk
+                    chunks = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+                    return [{"content": chunk if i == 0 else f" {chunk}"} for i, chunk in enumerate(chunks)]
                 arguments = call["function"]["arguments"]
                 head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
                 half = len(arguments) // 2

@@ -126,8 +126,13 @@ class IncidentConfig(_Config):
 
 
 class StreamModerationConfig(_Config):
-    holdback_tokens: int = Field(8, ge=0, description="Pieces withheld until the Moderator has seen what follows.")
-    check_every_tokens: int = Field(8, ge=1, description="How many new pieces between two Moderator checks.")
+    holdback_tokens: int = Field(
+        8,
+        ge=0,
+        description="Tokens (of the ingress's tokenizer_path) withheld until the Moderator has seen what follows: "
+        "at most this many tokens of an unsafe span it recognises reach the client.",
+    )
+    check_every_tokens: int = Field(8, ge=1, description="How many new tokens between two Moderator checks.")
 
 
 class TimeoutConfig(_Config):

@@ -419,13 +419,14 @@ async def stream_completion(
 ) -> AsyncIterator[str]:
     """SSE events of a moderated stream.
 
-    The newest `holdback_tokens` pieces are withheld until the Moderator has checked the text that contains
-    them, so a piece is sent only after a check that saw at least that many pieces after it. Checks run while
-    the generator goes on (one at a time, each on the whole text so far, the next as soon as the last is done
-    and `check_every_tokens` new pieces are in), so the stream is not slowed to the Moderator's pace. Redactions
-    are applied to held-back text as it is released; one that would reach into text already sent ends the
-    stream with `content_filter` (`serve_app/streaming.py`). A review-band verdict of a `hold` category stops
-    the release: the answer is generated to its end and queued whole, and the stream ends with the held notice.
+    Each generated piece is cut into tokens (the ingress's tokenizer). The newest `holdback_tokens` tokens are
+    withheld until the Moderator has checked the text that contains them, so a token is sent only after a check
+    that saw at least that many tokens after it. Checks run while the generator goes on (one at a time, each on
+    the whole text so far, the next as soon as the last is done and `check_every_tokens` new tokens are in), so
+    the stream is not slowed to the Moderator's pace. Redactions are applied to held-back text as it is
+    released; one that would reach into text already sent ends the stream with `content_filter`
+    (`serve_app/streaming.py`). A review-band verdict of a `hold` category stops the release: the answer is
+    generated to its end and queued whole, and the stream ends with the held notice.
     """
     window = gateway.config.stream_moderation
     chunk_id, created = completion_id(), int(time.time())
@@ -458,8 +459,9 @@ async def stream_completion(
             await asyncio.wait([f for f in (next_piece, check) if f is not None], return_when=FIRST_COMPLETED)
             if next_piece is not None and next_piece.done():
                 try:
-                    held.add(next_piece.result())
-                    unchecked += 1
+                    for token in gateway.tokens.split(next_piece.result()):  # the window counts tokens
+                        held.add(token)
+                        unchecked += 1
                     next_piece = asyncio.ensure_future(pieces.__anext__())
                 except StopAsyncIteration:
                     next_piece = None
@@ -512,7 +514,8 @@ async def stream_completion(
             if pending is not None:
                 pending.cancel()
         stream.cancel()
-        # Tokens actually spent: the prompt as counted at admission, and the pieces generated.
-        await settle(gateway, ctx, access, access.prompt_tokens + held.pieces)
-        count_tokens(ctx, access.prompt_tokens, held.pieces)
+        # Tokens actually spent: the prompt as counted at admission, and the tokens generated (withheld included).
+        completion_tokens = gateway.tokens.length(held.text)
+        await settle(gateway, ctx, access, access.prompt_tokens + completion_tokens)
+        count_tokens(ctx, access.prompt_tokens, completion_tokens)
     yield _sse("[DONE]")

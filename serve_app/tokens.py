@@ -2,7 +2,8 @@
 
 What a request reserves is counted here, in the ingress, before the Generator sees it: each message's text
 plus a few tokens of chat-template framing per message. The Generator's exact counts settle the difference
-once the answer is complete (serve_app/limits.py).
+once the answer is complete (serve_app/limits.py). A moderated stream is cut into tokens here too, so that
+its hold-back window counts tokens whatever size of piece the Generator sends (serve_app/streaming.py).
 """
 
 from __future__ import annotations
@@ -35,3 +36,19 @@ class TokenCounter:
             return 0
         encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
         return sum(len(e.ids) for e in encodings) + PER_MESSAGE_TOKENS * len(texts)
+
+    def length(self, text: str) -> int:
+        """Tokens of one text, without framing."""
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids) if text else 0
+
+    def split(self, text: str) -> list[str]:
+        """`text` cut at its token boundaries (joined, the parts are `text`). The tokens of one character (a
+        byte-level BPE splits an emoji into several) stay one part."""
+        ends = sorted({end for _, end in self._tokenizer.encode(text, add_special_tokens=False).offsets})
+        cuts = [end for end in ends if 0 < end < len(text)] + [len(text)]
+        parts, start = [], 0
+        for cut in cuts:
+            if cut > start:
+                parts.append(text[start:cut])
+                start = cut
+        return parts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import socket
 import subprocess
 import time
@@ -78,6 +79,12 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+
+def incident_for(server: RedisServer, request_id: str) -> dict:
+    """The incident recorded for a request (its x-request-id), among the newest 50."""
+    records = [json.loads(fields["record"]) for _, fields in server.client().xrevrange("safeserve:incidents", count=50)]
+    return next(record for record in records if record["request_id"] == request_id)
 
 
 def app_deploy_config(overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:

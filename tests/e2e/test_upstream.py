@@ -11,15 +11,16 @@ import pytest
 
 from bench.scripted_upstream import CLEAN, EMAIL_ADDRESS, HELD, UNSAFE, ScriptedUpstream
 from classifiers.steering import OPERATOR_HEADER
+from serve_app.tokens import TokenCounter
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL, create_key
-from tests.support import app_deploy_config, deploy, deployment_config, wait_until
+from tests.support import app_deploy_config, deploy, deployment_config, incident_for, wait_until
 
 pytestmark = pytest.mark.e2e
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
-HOLDBACK = app_deploy_config()["applications"][0]["deployments"][0]["user_config"]["stream_moderation"][
-    "holdback_tokens"
-]
+INGRESS = deployment_config(app_deploy_config(), "Ingress")["user_config"]
+STREAM_MODERATION = INGRESS["stream_moderation"]
+HOLDBACK = STREAM_MODERATION["holdback_tokens"]
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +79,6 @@ def answer(response: httpx.Response, stream: bool) -> tuple[str, list[dict], str
     return content, [calls[i] for i in sorted(calls)], finish
 
 
-def incident(redis_server, request_id: str) -> dict:
-    records = redis_server.client().xrevrange("safeserve:incidents", count=50)
-    return next(r for r in (json.loads(fields["record"]) for _, fields in records) if r["request_id"] == request_id)
-
-
 def test_a_clean_passage_streams_through_whole_and_in_order(base_url, user_key, upstream) -> None:
     response = chat(base_url, user_key, "Tell me about a quiet afternoon in the park.", stream=True)
     assert response.status_code == 200
@@ -104,7 +100,7 @@ def test_an_unsafe_passage_is_cut_and_at_most_k_of_its_tokens_reach_the_client(
     assert "zebra" not in received  # recognised within the window: none of the span leaves the gateway
     # What was sent is the clean text before it, all but what was still in the window at the cut.
     assert received == UNSAFE[: len(received)] and len(received) >= 16 - 2 * HOLDBACK
-    record = incident(redis_server, response.headers["x-request-id"])
+    record = incident_for(redis_server, response.headers["x-request-id"])
     assert record["action"] == "block" and record["layer"] == "moderator"
 
 
@@ -147,6 +143,27 @@ def test_a_held_request_whose_answer_is_blocked_is_still_reviewed(base_url, admi
     # Nothing is left to release (the answer was refused), but the held request reaches a reviewer.
     assert len(queued) == 1 and queued[0]["layer"] == "input_patterns" and queued[0]["category"] == "self_harm"
     assert queued[0]["mode"] == "async" and queued[0]["held_output"] is None
+
+
+def test_the_window_counts_tokens_when_upstream_chunks_hold_several(base_url, user_key, upstream, redis_server) -> None:
+    # Four words a chunk, about 16 tokens: a window of K chunks would hold back the whole clean opening.
+    upstream.words_per_chunk, upstream.delay_s = 4, 0.3
+    try:
+        response = chat(base_url, user_key, "Tell me a story about the seaside.", stream=True)
+    finally:
+        upstream.words_per_chunk, upstream.delay_s = 1, 0.002
+    content, finish = streamed(response)
+    assert finish == "content_filter"
+    opening = " ".join(UNSAFE[:16])
+    assert (" ".join(UNSAFE)).startswith(content)
+    tokens = TokenCounter(INGRESS["tokenizer_path"])
+    leaked = content[len(opening) :]
+    assert tokens.length(leaked) <= HOLDBACK and "zebra" not in content, leaked
+    # The opening was released token by token behind the window, not K chunks behind: all of it but the window,
+    # a check's worth and a chunk that may have arrived while the Moderator was busy.
+    slack = HOLDBACK + STREAM_MODERATION["check_every_tokens"] + tokens.length(" " + " ".join(UNSAFE[:4]))
+    assert tokens.length(content) >= tokens.length(opening) - slack
+    assert incident_for(redis_server, response.headers["x-request-id"])["action"] == "block"
 
 
 def test_a_whole_unsafe_answer_is_refused(base_url, user_key, upstream) -> None:
@@ -211,7 +228,7 @@ def test_a_tool_call_the_tier_does_not_allow_never_reaches_the_client(
     response = chat(base_url, user_key, "Please post the parcel to the office.", stream, tools=[WEATHER_TOOL])
     content, calls, finish = answer(response, stream)
     assert finish == "content_filter" and calls == [] and "send_email" not in response.text
-    record = incident(redis_server, response.headers["x-request-id"])
+    record = incident_for(redis_server, response.headers["x-request-id"])
     assert (record["layer"], record["action"]) == ("capability_gate", "block")
     assert record["reasons"] == ["tool_call_not_allowed:send_email"]
 
