@@ -446,22 +446,20 @@ async def stream_completion(
         return chunk(Delta(content=text))
 
     yield chunk(Delta(role="assistant", content=""))
-    held = StreamWindow(holdback=window.holdback_tokens)
+    held = StreamWindow(holdback=window.holdback_tokens, split=gateway.tokens.split)
     stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(request), params)
     calls: list[ToolCall] = []
     pieces = text_pieces(stream, calls)
     next_piece: asyncio.Future | None = asyncio.ensure_future(pieces.__anext__())
     check: asyncio.Future | None = None
-    checked = unchecked = 0  # pending pieces the running check covers; pieces added since it started
+    checked = unchecked = 0  # pending tokens the running check covers; tokens added since it started
     hold: Verdict | None = None  # a `hold` category's review verdict: nothing more is sent
     try:
         while next_piece is not None or check is not None:
             await asyncio.wait([f for f in (next_piece, check) if f is not None], return_when=FIRST_COMPLETED)
             if next_piece is not None and next_piece.done():
                 try:
-                    for token in gateway.tokens.split(next_piece.result()):  # the window counts tokens
-                        held.add(token)
-                        unchecked += 1
+                    unchecked += held.add(next_piece.result())
                     next_piece = asyncio.ensure_future(pieces.__anext__())
                 except StopAsyncIteration:
                     next_piece = None

@@ -1,7 +1,8 @@
 """The hold-back window of a moderated stream, as pure logic (no Ray, no I/O) so it can be tested alone.
 
-Pieces wait in `pending` until the Moderator has checked the whole text (released + pending); then all but
-the newest `holdback` pieces are released. Redactions are applied on release:
+Each generated piece is cut into tokens (`split`: the ingress's tokenizer), which wait in `pending` until the
+Moderator has checked the whole text (released + pending); then all but the newest `holdback` tokens are
+released, so the window holds tokens whatever size of piece the generator sends. Redactions are applied on release:
 - a span wholly inside the text about to be released is replaced by its placeholder (that release goes out
   as one chunk);
 - a span that reaches past the release boundary holds the release back until the span is wholly pending;
@@ -11,22 +12,31 @@ the newest `holdback` pieces are released. Redactions are applied on release:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from classifiers.verdict import Action, Redaction, Verdict, apply_redactions
 
 
+def _whole(piece: str) -> list[str]:
+    return [piece]
+
+
 @dataclass
 class StreamWindow:
     holdback: int
+    split: Callable[[str], list[str]] = _whole  # a generated piece cut into tokens (joined, they are the piece)
     released: str = ""  # the original text of everything sent so far (sent redacted where redactions applied)
-    pending: list[str] = field(default_factory=list)
-    pieces: int = 0
+    pending: list[str] = field(default_factory=list)  # tokens
+    pieces: int = 0  # generated pieces added
     _settled: set[tuple[str, int, int]] = field(default_factory=set)
 
-    def add(self, piece: str) -> None:
-        self.pending.append(piece)
+    def add(self, piece: str) -> int:
+        """Queue a generated piece as its tokens; how many it was."""
+        tokens = self.split(piece)
+        self.pending.extend(tokens)
         self.pieces += 1
+        return len(tokens)
 
     @property
     def text(self) -> str:
@@ -42,8 +52,8 @@ class StreamWindow:
     ) -> list[str] | None:
         """The chunks to send now after a check that found `redactions`; None: end the stream.
 
-        The check covered the released text and the first `checked` pending pieces (all of them when None:
-        pieces may have arrived while it ran); of those, all but the newest `holdback` are released. `final`
+        The check covered the released text and the first `checked` pending tokens (all of them when None:
+        tokens may have arrived while it ran); of those, all but the newest `holdback` are released. `final`
         releases everything checked (the generator is done)."""
         if self.unretractable(redactions):
             return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from classifiers.lexicon import LexiconPolicy
 from classifiers.sensitive_data import SensitiveDataPolicy
 from classifiers.taxonomy import Category
@@ -18,6 +20,14 @@ def check(window: StreamWindow, final: bool = False) -> tuple[list[str] | None, 
 def feed(window: StreamWindow, pieces: list[str]) -> None:
     for piece in pieces:
         window.add(piece)
+
+
+def test_the_window_holds_tokens_whatever_the_size_of_a_piece() -> None:
+    window = StreamWindow(holdback=3, split=lambda piece: re.findall(r"\s*\S+", piece))  # a "token" per word
+    assert window.add("one two three four five") == 5 and window.add(" six") == 1
+    ready, _ = check(window)
+    assert ready == ["one", " two", " three"] and window.pending == [" four", " five", " six"]
+    assert window.pieces == 2
 
 
 def test_clean_text_is_released_piece_by_piece_behind_the_holdback() -> None:
