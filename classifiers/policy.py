@@ -63,6 +63,9 @@ class ThresholdPolicy(BaseModel):
         )
 
 
+_REGEX_SYNTAX = re.compile(r"[\\.^$*+?{}\[\]|()]")
+
+
 class PatternRule(BaseModel):
     """A regular expression that decides `category` with `action` wherever it matches (case-insensitive)."""
 
@@ -72,6 +75,13 @@ class PatternRule(BaseModel):
     category: Category
     action: Action = Action.BLOCK
     name: str | None = None
+
+    @property
+    def phrase(self) -> str | None:
+        """The plain phrase the pattern spells, optionally between `\\b`s (what constrained decoding can ban
+        outright); None for a pattern that uses any other regular-expression syntax."""
+        core = self.pattern.removeprefix(r"\b").removesuffix(r"\b")
+        return core if core.strip() and not _REGEX_SYNTAX.search(core) else None
 
     @field_validator("pattern")
     @classmethod

@@ -17,6 +17,7 @@ from classifiers.policy import Bands, PatternRule, ThresholdPolicy
 from classifiers.sensitive_data import SensitiveDataPolicy
 from classifiers.steering import Steering
 from classifiers.taxonomy import Category
+from classifiers.verdict import Action
 
 
 class _Config(BaseModel):
@@ -97,7 +98,8 @@ class GeneratorConfig(_Config):
     banned_phrases: tuple[str, ...] = Field(
         (),
         description="Constrained decoding (transformers backend): these phrases cannot be generated, in any of "
-        "their common spellings (leading space, capitalised, upper case).",
+        "their common spellings (leading space, capitalised, title or upper case). The Moderator's plain-phrase "
+        "block rules are banned too, without being listed here.",
     )
     stop: tuple[str, ...] = Field((), description="Stop sequences added to every request's own.")
 
@@ -119,7 +121,6 @@ class GeneratorConfig(_Config):
             self.device,
             self.dtype,
             self.torch_threads,
-            self.banned_phrases,
         )
 
     def steering_for(self, tier: str | None) -> Steering:
@@ -185,6 +186,12 @@ class ModeratorConfig(_Config):
 
     def load_key(self) -> tuple:
         return (self.detoxify, self.profanity_model, self.answer_intent)
+
+    def decoding_bans(self) -> tuple[str, ...]:
+        """The phrases of the deny-list's plain-phrase `block` rules: constrained decoding (transformers backend)
+        makes them impossible to generate, so the model never emits what this policy would refuse on sight."""
+        phrases = (rule.phrase for rule in self.denylist if rule.action is Action.BLOCK)
+        return tuple(dict.fromkeys(phrase for phrase in phrases if phrase))
 
 
 class RetentionConfig(_Config):

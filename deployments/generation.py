@@ -21,6 +21,7 @@ class SamplingParams:
     # The request's tools and tool_choice as OpenAI takes them, already passed by the capability gate.
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None
+    banned: tuple[str, ...] = ()  # phrases constrained decoding makes impossible (transformers backend)
 
 
 @dataclass(frozen=True)

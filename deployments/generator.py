@@ -2,6 +2,9 @@
 
 The backend is chosen in config (`transformers` or `openai_upstream`); SAFESERVE_GENERATOR_BACKEND,
 SAFESERVE_UPSTREAM_URL and SAFESERVE_UPSTREAM_MODEL in the environment override it (GeneratorOverrides).
+Constrained decoding bans the config's `banned_phrases` and the output policy's plain-phrase block rules, which
+the Moderator (bound to this deployment by the builder) is asked for per request: a `serve deploy` of its
+deny-list applies to decoding at once.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from ray import serve
+from ray.serve.handle import DeploymentHandle
 
 from classifiers.steering import steer
 from deployments.config import GeneratorConfig, GeneratorOverrides
@@ -23,9 +27,10 @@ _END = object()
 
 
 class Generator:
-    def __init__(self) -> None:
+    def __init__(self, moderator: DeploymentHandle | None = None) -> None:
         self.config: GeneratorConfig | None = None
         self._backend: GeneratorBackend | None = None
+        self._moderator = moderator
 
     def reconfigure(self, user_config: dict) -> None:
         config = GeneratorOverrides().apply(user_config)
@@ -38,11 +43,20 @@ class Generator:
         """Exactly what the model receives: the safety preamble, refusal examples, then the conversation."""
         return steer(messages, self.config.steering_for(tier), tool_turns=self._backend.tool_use)
 
-    def _params(self, params: SamplingParams) -> SamplingParams:
+    async def _banned(self) -> tuple[str, ...]:
+        """The phrases to ban from decoding: the config's own and the output policy's (transformers backend only:
+        an upstream server cannot be constrained, the Moderator catches them there)."""
+        if self.config.backend != "transformers":
+            return ()
+        policy = await self._moderator.decoding_bans.remote() if self._moderator is not None else ()
+        return tuple(dict.fromkeys((*self.config.banned_phrases, *policy)))
+
+    def _params(self, params: SamplingParams, banned: tuple[str, ...]) -> SamplingParams:
         return replace(
             params,
             max_tokens=min(params.max_tokens, self.config.max_new_tokens),
             stop=tuple(dict.fromkeys((*params.stop, *self.config.stop))),
+            banned=banned,
         )
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
@@ -50,10 +64,12 @@ class Generator:
         """One call per request, `generate(messages, params)`; Serve gathers concurrent calls into one batch.
         Generation blocks for seconds: it runs in a thread, keeping the event loop free for health checks."""
         prompts = [self.prompt_messages(m, p.tier) for m, p in zip(messages, params, strict=True)]
-        return await asyncio.to_thread(self._backend.generate_batch, prompts, [self._params(p) for p in params])
+        banned = await self._banned()
+        return await asyncio.to_thread(self._backend.generate_batch, prompts, [self._params(p, banned) for p in params])
 
     async def stream(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[str | ToolCall]:
-        pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params))
+        banned = await self._banned()
+        pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params, banned))
         try:
             while (piece := await asyncio.to_thread(next, pieces, _END)) is not _END:
                 yield piece

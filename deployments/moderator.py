@@ -83,5 +83,9 @@ class Moderator:
         observe_scores("moderator", verdicts)
         return verdicts
 
+    async def decoding_bans(self) -> tuple[str, ...]:
+        """What the Generator bans from decoding on this policy's behalf (ModeratorConfig.decoding_bans)."""
+        return self.config.decoding_bans()
+
     async def ready(self) -> bool:
         return self._moderator is not None

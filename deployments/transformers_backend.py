@@ -1,8 +1,9 @@
 """Generation with Hugging Face transformers: a local directory, a GGUF file inside one, or a hub id.
 
-Constrained decoding: the config's `banned_phrases` become `bad_words_ids` (transformers' NoBadWordsLogitsProcessor
-sets the logit of a phrase's last token to -inf whenever the tokens before it were just generated), so the
-model cannot emit them in the spellings tokenised here: as is, after a space, capitalised and upper case. A
+Constrained decoding: a request's `banned` phrases (the Generator's config and the output policy's) become
+`bad_words_ids` (transformers' NoBadWordsLogitsProcessor sets the logit of a phrase's last token to -inf whenever
+the tokens before it were just generated), so the model cannot emit them in the spellings tokenised here: as is,
+after a space, capitalised, title case and upper case. A
 phrase tokenised differently inside other text (a rare BPE merge across its boundary) is the Moderator's to
 catch. Stop sequences end generation (`stop_strings`) and are cut from the text, as OpenAI does.
 
@@ -61,7 +62,7 @@ class TransformersBackend:
         dtype = "auto" if config.dtype == "auto" else _DTYPES[config.dtype]
         self.tokenizer = AutoTokenizer.from_pretrained(source, **extra)
         self.model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **extra).to(self.device).eval()
-        self.bad_words_ids = banned_token_sequences(self.tokenizer, config.banned_phrases)
+        self._bad_words_ids: dict[tuple[str, ...], list[list[int]]] = {}  # per set of banned phrases
         logger.info("loaded %s on %s", Path(source).name if local.exists() else source, self.device)
 
     def _inputs(self, conversations: list[list[Message]]) -> dict[str, torch.Tensor]:
@@ -82,8 +83,10 @@ class TransformersBackend:
                 torch.manual_seed(params.seed)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if self.bad_words_ids:
-            kwargs["bad_words_ids"] = self.bad_words_ids
+        if params.banned:
+            if params.banned not in self._bad_words_ids:
+                self._bad_words_ids[params.banned] = banned_token_sequences(self.tokenizer, params.banned)
+            kwargs["bad_words_ids"] = self._bad_words_ids[params.banned]
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         return kwargs
@@ -93,10 +96,10 @@ class TransformersBackend:
 
     def generate_batch(self, conversations: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
         """Answers to several conversations: those that sample alike (greedy, or the same temperature, top_p
-        and stops without a seed) run as one padded batch; each keeps its own max_tokens."""
+        stops and bans without a seed) run as one padded batch; each keeps its own max_tokens."""
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(params):
-            key = (p.temperature, p.top_p, p.stop) if p.seed is None or p.temperature == 0 else ("seeded", i)
+            key = (p.temperature, p.top_p, p.stop, p.banned) if p.seed is None or p.temperature == 0 else ("seeded", i)
             groups.setdefault(key, []).append(i)
         results: list[Completion | None] = [None] * len(conversations)
         for indices in groups.values():
@@ -156,7 +159,7 @@ def banned_token_sequences(tokenizer, phrases: tuple[str, ...]) -> list[list[int
     """Token id sequences of each phrase in its common spellings, for `bad_words_ids`."""
     sequences: list[list[int]] = []
     for phrase in phrases:
-        for variant in {phrase, phrase.capitalize(), phrase.upper(), phrase.lower()}:
+        for variant in {phrase, phrase.capitalize(), phrase.title(), phrase.upper(), phrase.lower()}:
             for text in (variant, f" {variant}"):
                 ids = tokenizer.encode(text, add_special_tokens=False)
                 if ids and ids not in sequences:

@@ -57,4 +57,6 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     ingress = serve.deployment(serve.ingress()(Ingress)).options(
         **_options("Ingress", config.ingress, ray_actor_options=_LIGHT, max_ongoing_requests=256)
     )
-    return ingress.bind(intent.bind(), generator.bind(), moderator.bind(), reviews.bind())
+    # The Generator asks the Moderator for the output policy's phrases to ban from decoding.
+    moderator_node = moderator.bind()
+    return ingress.bind(intent.bind(), generator.bind(moderator_node), moderator_node, reviews.bind())

@@ -93,3 +93,18 @@ def test_strongest_keeps_the_deciding_layer_and_merges_scores() -> None:
     assert merged.scores == {Category.FRAUD: 0.4, Category.HATE: 0.7}
     assert strongest([a], layer="input").layer == "input"
     assert strongest([], layer="input").action is Action.ALLOW
+
+
+@pytest.mark.parametrize(
+    ("pattern", "phrase"),
+    [
+        (r"zebra unsafe passage", "zebra unsafe passage"),
+        (r"\bDAN mode enabled\b", "DAN mode enabled"),
+        (r"\b(kill|hurt) yourself\b", None),
+        (r"pipe ?bomb", None),
+        (r"\d{3}-\d{4}", None),
+        (r"\b\b", None),
+    ],
+)
+def test_only_a_plain_phrase_rule_has_a_phrase(pattern: str, phrase: str | None) -> None:
+    assert PatternRule(pattern=pattern, category=Category.VIOLENCE).phrase == phrase

@@ -1,14 +1,19 @@
 """Generation with the default model (SmolLM2, built by `safeserve models build`): constrained decoding makes a
-banned phrase impossible to emit, stop sequences end the answer, and a stream equals the whole answer."""
+deny-listed phrase of the output policy impossible to emit, stop sequences end the answer, and a stream equals
+the whole answer."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
 
 import pytest
 
 from classifiers.steering import Steering, steer
-from deployments.config import GeneratorConfig
+from deployments.config import GeneratorConfig, ModeratorConfig
 from deployments.generation import SamplingParams
-from deployments.transformers_backend import TransformersBackend, cut_at_stop, without_stops
+from deployments.transformers_backend import TransformersBackend, banned_token_sequences, cut_at_stop, without_stops
+from tests.support import app_deploy_config, deployment_config
 
 PROMPT = steer([{"role": "user", "content": "Name three colours of the rainbow."}], Steering())
 GREEDY = SamplingParams(max_tokens=40)
@@ -24,15 +29,27 @@ def answer(default_model) -> str:
     return default_model.generate(PROMPT, GREEDY).text
 
 
-def test_a_banned_phrase_cannot_be_generated(models_dir, default_model, answer) -> None:
-    # A word the model does say, unconstrained and greedy: banning it must change the answer.
+def test_a_deny_list_phrase_of_the_output_policy_cannot_be_generated(models_dir, default_model, answer) -> None:
+    # A word the model does say, unconstrained and greedy, made a plain-phrase block rule of the shipped output
+    # policy: banning what the policy derives must change the answer.
     word = next(w.strip(".,!:;") for w in answer.split()[2:] if len(w.strip(".,!:;")) > 3)
     assert word.lower() in answer.lower()
-    banned = TransformersBackend(GeneratorConfig(device="cpu", torch_threads=2, banned_phrases=(word,)))
-    constrained = banned.generate(PROMPT, GREEDY).text
+    moderator = deployment_config(app_deploy_config(), "Moderator")["user_config"]
+    moderator["denylist"].append({"name": "test-said-word", "category": "violence", "pattern": rf"\b{word}\b"})
+    banned = ModeratorConfig.model_validate(moderator).decoding_bans()
+    assert word in banned and "DAN mode enabled" in banned
+    params = replace(GREEDY, banned=banned)
+    constrained = default_model.generate(PROMPT, params).text
     assert word.lower() not in constrained.lower(), (word, constrained)
-    streamed = "".join(banned.stream(PROMPT, GREEDY))
+    streamed = "".join(default_model.stream(PROMPT, params))
     assert word.lower() not in streamed.lower()
+
+
+def test_a_banned_phrase_is_banned_in_its_common_spellings(default_model) -> None:
+    sequences = banned_token_sequences(default_model.tokenizer, ("zebra unsafe passage",))
+    encode = partial(default_model.tokenizer.encode, add_special_tokens=False)
+    for spelling in ("zebra unsafe passage", " Zebra unsafe passage", " Zebra Unsafe Passage", "ZEBRA UNSAFE PASSAGE"):
+        assert encode(spelling) in sequences, spelling
 
 
 def test_a_stream_is_the_whole_answer_in_order(default_model, answer) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL
-from tests.support import deploy, deployment_config
+from tests.support import deploy, deployment_config, incident_for
 
 pytestmark = pytest.mark.e2e
 PROMPT = "Write a short paragraph about the history of bread."
@@ -41,7 +41,7 @@ def streamed(response: httpx.Response) -> tuple[list[str], str | None]:
     return pieces, finish
 
 
-def test_the_default_model_streams_whole_and_is_cut_within_the_window(base_url, user_key) -> None:
+def test_the_default_model_streams_whole_and_is_cut_within_the_window(base_url, user_key, redis_server) -> None:
     answer = ask(base_url, user_key, stream=False).json()["choices"][0]["message"]["content"]
     pieces, finish = streamed(ask(base_url, user_key, stream=True))
     assert "".join(pieces).strip() == answer and finish in ("stop", "length")
@@ -53,15 +53,20 @@ def test_the_default_model_streams_whole_and_is_cut_within_the_window(base_url, 
     ingress = deployment_config(config, "Ingress")["user_config"]
     holdback = ingress["stream_moderation"]["holdback_tokens"]
     moderator = deployment_config(config, "Moderator")["user_config"]
+    # A pattern, not a plain phrase: a plain phrase would be banned from decoding and never generated at all.
     moderator["denylist"].append(
-        {"name": "test-flagged-word", "category": "violence", "action": "block", "pattern": rf"\b{flagged}\b"}
+        {"name": "test-flagged-word", "category": "violence", "action": "block", "pattern": rf"\b{flagged}s?\b"}
     )
     deploy(config)
     try:
-        cut, finish = streamed(ask(base_url, user_key, stream=True))
+        response = ask(base_url, user_key, stream=True)
     finally:
         deploy(session_app_config())
+    cut, finish = streamed(response)
     assert finish == "content_filter"
+    incident = incident_for(redis_server, response.headers["x-request-id"])
+    assert incident["action"] == "block" and incident["layer"] == "moderator"
+    assert "pattern:test-flagged-word" in incident["reasons"]
     delivered = "".join(cut)
     assert flagged not in delivered and answer.startswith(delivered.strip())
     # The span starts at the flagged word; nothing from there on reached the client (0 <= K pieces), and what
@@ -79,3 +84,24 @@ def _ends(pieces: list[str]) -> list[int]:
         total += len(piece)
         ends.append(total)
     return ends
+
+
+def test_a_plain_phrase_of_the_output_policy_is_never_generated(base_url, user_key) -> None:
+    """The Generator bans the Moderator's plain-phrase block rules from decoding (the builder binds it to the
+    Moderator): the model says something else instead, and nothing needs cutting."""
+    answer = ask(base_url, user_key, stream=False).json()["choices"][0]["message"]["content"]
+    word = re.findall(r"[A-Za-z]{4,}", answer)[3]
+    config = session_app_config()
+    deployment_config(config, "Moderator")["user_config"]["denylist"].append(
+        {"name": "test-banned-word", "category": "violence", "action": "block", "pattern": rf"\b{word}\b"}
+    )
+    deploy(config)
+    try:
+        choice = ask(base_url, user_key, stream=False).json()["choices"][0]
+        pieces, finish = streamed(ask(base_url, user_key, stream=True))
+    finally:
+        deploy(session_app_config())
+    said = re.compile(rf"\b{word}\b", re.IGNORECASE)
+    assert said.search(answer)
+    assert choice["finish_reason"] in ("stop", "length") and not said.search(choice["message"]["content"]), choice
+    assert finish in ("stop", "length") and not said.search("".join(pieces))

@@ -16,6 +16,8 @@ def test_shipped_configs_validate(name: str) -> None:
     assert set(config.ingress.tiers) >= {"free", "standard", "trusted"}
     assert config.ingress.input_patterns and config.moderator.denylist
     assert config.moderator.lexicon.severe == "block"
+    # The output policy's plain-phrase block rules are banned from decoding; regex and review rules are not.
+    assert config.moderator.decoding_bans() == ("DAN mode enabled", "developer mode enabled")
 
 
 def test_local_config_binds_to_loopback() -> None:
