@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from deployments.config import GeneratorOverrides
 from serve_app.cli import main
 from serve_app.serve_config import ConfigError, app_config, check_file, load_serve_config
 from tests.support import ROOT
@@ -96,3 +97,45 @@ def test_an_empty_admin_key_means_unset_and_a_short_one_is_refused(monkeypatch) 
     monkeypatch.setenv("SAFESERVE_ADMIN_KEY", "hunter2")
     with pytest.raises(ValidationError, match="at least 16 characters"):
         Settings()
+
+
+def test_the_environment_switches_the_generator_to_an_upstream(monkeypatch) -> None:
+    monkeypatch.setenv("SAFESERVE_GENERATOR_BACKEND", "openai_upstream")
+    monkeypatch.setenv("SAFESERVE_UPSTREAM_URL", "http://127.0.0.1:8001/v1")
+    monkeypatch.setenv("SAFESERVE_UPSTREAM_MODEL", "my-model")
+    generator = check_file(ROOT / "configs" / "local.yaml").generator
+    assert generator.backend == "openai_upstream"
+    assert (generator.upstream.url, generator.upstream.model) == ("http://127.0.0.1:8001/v1", "my-model")
+    # The rest of the file's Generator config stands (what the Generator's own reconfigure applies too).
+    user_config = load_serve_config(ROOT / "configs" / "local.yaml")["applications"][0]["deployments"][2]
+    assert GeneratorOverrides().apply(user_config["user_config"]) == generator
+    assert generator.steering.system_prompt and generator.upstream.timeout_s == 120
+
+
+def test_an_override_keeps_what_the_environment_leaves_unset(monkeypatch) -> None:
+    monkeypatch.setenv("SAFESERVE_UPSTREAM_MODEL", "other-model")
+    upstream = {"url": "http://10.0.0.5:8000/v1", "model": "file-model", "max_retries": 5}
+    generator = GeneratorOverrides().apply({"backend": "openai_upstream", "upstream": upstream})
+    assert (generator.upstream.url, generator.upstream.model, generator.upstream.max_retries) == (
+        "http://10.0.0.5:8000/v1",
+        "other-model",
+        5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"SAFESERVE_GENERATOR_BACKEND": "openai_upstream"}, "SAFESERVE_UPSTREAM_URL and SAFESERVE_UPSTREAM_MODEL"),
+        ({"SAFESERVE_GENERATOR_BACKEND": "vllm"}, "generator_backend"),
+        (
+            {"SAFESERVE_GENERATOR_BACKEND": "openai_upstream", "SAFESERVE_UPSTREAM_URL": "http://127.0.0.1:8001"},
+            "generator.upstream",
+        ),
+    ],
+)
+def test_a_bad_override_fails_the_config_check(monkeypatch, environment: dict, message: str) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises((ConfigError, ValidationError), match=message):
+        check_file(ROOT / "configs" / "local.yaml")
