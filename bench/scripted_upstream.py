@@ -3,11 +3,13 @@ streaming bench measures (a real HTTP server on loopback, not a mock inside the 
 
 The last user message picks the script by its topic, in plain words that no input check minds: `seaside`
 (the unsafe script), `harbour` (the script with a passage the tests' Moderator sends to review in a `hold`
-category), `market` (fails twice with 503, then the clean script), `lighthouse` (1,000 words), `postcard` (an
-answer with an email address in it), `forecast` (a call to `get_weather`), `parcel` (a call to `send_email`);
-any other prompt gets the clean script. Streams send `words_per_chunk` words per chunk (one by default),
-`delay_s` apart, and a tool call as OpenAI streams one: its id and name, then its arguments in fragments. Every
-request body is kept, so a test can check exactly what the model server received.
+category), `canal` (the script the shipped policy blocks), `market` (fails twice with 503, then the clean
+script), `lighthouse` (1,000 words), `postcard` (an answer with an email address in it), `forecast` (a call to
+`get_weather`), `parcel` (a call to `send_email`), `glacier` (stalls for `stall_s`: before answering, or after
+the first chunk of a stream); any other prompt gets the clean script. Streams send `words_per_chunk` words per
+chunk (one by default), `delay_s` apart, and a tool call as OpenAI streams one: its id and name, then its
+arguments in fragments. Every request body is kept, so a test can check exactly what the model server
+received.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ UNSAFE_PHRASE = "zebra unsafe passage"
 UNSAFE = [*CLEAN[:16], *UNSAFE_PHRASE.split(), *(f"unsafe-{i:02d}" for i in range(1, 22))]
 HELD_PHRASE = "zebra held passage"
 HELD = [*CLEAN[:16], *HELD_PHRASE.split(), *(f"held-{i:02d}" for i in range(1, 22))]
+# What the shipped output policy itself blocks (a deny-list phrase of configs/*.yaml): the unsafe script for a
+# gateway without the test session's rule for UNSAFE_PHRASE, such as `make run`.
+PERSONA = [*CLEAN[:16], "DAN", "mode", "enabled:", *(f"unsafe-{i:02d}" for i in range(1, 22))]
 MODEL = "scripted-upstream"
 
 
@@ -52,6 +57,8 @@ def script_for(messages: list[dict]) -> list[str]:
         return HELD
     if "postcard" in last:
         return POSTCARD
+    if "canal" in last:
+        return PERSONA
     return LONG if "lighthouse" in last else CLEAN
 
 
@@ -69,10 +76,11 @@ def tool_call_for(messages: list[dict]) -> dict | None:
 
 
 class ScriptedUpstream:
-    def __init__(self, delay_s: float = 0.0, words_per_chunk: int = 1) -> None:
+    def __init__(self, delay_s: float = 0.0, words_per_chunk: int = 1, stall_s: float = 3.0) -> None:
         self.port = free_port()
         self.delay_s = delay_s
         self.words_per_chunk = words_per_chunk
+        self.stall_s = stall_s
         self.received: list[dict] = []
         self._flaky_failures = 0
         self.app = self._make_app()
@@ -107,7 +115,9 @@ class ScriptedUpstream:
             words = [] if call else script_for(body["messages"])[: body.get("max_tokens") or 10_000]
             created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
             finish = "tool_calls" if call else "stop"
+            stall = self.stall_s if "glacier" in last else 0.0
             if not body.get("stream"):
+                await asyncio.sleep(stall)
                 message = {"role": "assistant", "content": None, "tool_calls": [call]} if call else None
                 return {
                     "id": cid,
@@ -150,8 +160,8 @@ class ScriptedUpstream:
             async def events():
                 for delta in deltas():
                     yield event(delta)
-                    if self.delay_s:
-                        await asyncio.sleep(self.delay_s)
+                    if self.delay_s or stall:
+                        await asyncio.sleep(stall or self.delay_s)
                 yield event({}, finish)
                 yield "data: [DONE]\n\n"
 

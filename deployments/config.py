@@ -72,7 +72,13 @@ class UpstreamConfig(_Config):
     api_key_env: str = Field(
         "SAFESERVE_UPSTREAM_API_KEY", description="Environment variable holding the upstream's API key, if any."
     )
-    timeout_s: float = Field(120.0, gt=0, description="Whole-request timeout (between stream chunks, when streaming).")
+    timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Longest wait for data from the upstream (httpx's read timeout, applied to each read): for "
+        "the first byte of an answer and between stream chunks, not the whole answer (the ingress's "
+        "timeouts.generate_s bounds a non-streamed one). Exceeded: an error, not retried.",
+    )
     connect_timeout_s: float = Field(5.0, gt=0)
     max_retries: int = Field(
         2, ge=0, le=10, description="Retries on connection errors, 429 and 5xx, before any output."

@@ -2,7 +2,9 @@
 model server that already exists.
 
 Connection errors, 429 and 5xx are retried with exponential backoff, but only before any output: a stream
-that has started is never replayed (the client would see text twice). The API key, if the upstream wants one,
+that has started is never replayed (the client would see text twice). An upstream that sends nothing for
+`timeout_s` (httpx's read timeout: it bounds each wait for data, not the whole answer) fails at once with an
+UpstreamError that says so; a server that slow is not retried. The API key, if the upstream wants one,
 comes from the environment variable the config names, never from the config itself.
 """
 
@@ -69,8 +71,8 @@ class OpenAIUpstreamBackend:
                 request = self._client.build_request("POST", "/chat/completions", json=body)
                 response = self._client.send(request, stream=True)
             except httpx.TransportError as exc:
-                if attempt >= self.upstream.max_retries:
-                    raise UpstreamError(f"upstream unreachable: {exc.__class__.__name__}") from exc
+                if isinstance(exc, httpx.ReadTimeout) or attempt >= self.upstream.max_retries:
+                    raise self._failure(exc) from exc
             else:
                 if response.status_code == 200:
                     return response
@@ -80,6 +82,11 @@ class OpenAIUpstreamBackend:
                     raise UpstreamError(f"upstream answered {response.status_code}: {response.text[:200]}")
             attempt += 1
             time.sleep(min(0.25 * 2**attempt, 4.0))
+
+    def _failure(self, exc: httpx.TransportError) -> UpstreamError:
+        if isinstance(exc, httpx.ReadTimeout):
+            return UpstreamError(f"upstream sent nothing for {self.upstream.timeout_s:g} s (timeout_s)")
+        return UpstreamError(f"upstream unreachable: {exc.__class__.__name__}")
 
     def generate(self, messages: list[Message], params: SamplingParams) -> Completion:
         response = self._send(self._body(messages, params, stream=False))
@@ -92,6 +99,8 @@ class OpenAIUpstreamBackend:
                 ToolCall(id=call["id"], name=call["function"]["name"], arguments=call["function"].get("arguments", ""))
                 for call in message.get("tool_calls") or ()
             )
+        except httpx.TransportError as exc:
+            raise self._failure(exc) from exc
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise UpstreamError(f"upstream answer is not a chat completion: {exc!r}") from exc
         finally:
@@ -115,7 +124,7 @@ class OpenAIUpstreamBackend:
         response = self._send(self._body(messages, params, stream=True))
         calls: dict[int, ToolCallParts] = {}
         try:
-            for line in response.iter_lines():
+            for line in self._lines(response):
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
@@ -133,6 +142,12 @@ class OpenAIUpstreamBackend:
             response.close()
         for index in sorted(calls):
             yield calls[index].call()
+
+    def _lines(self, response: httpx.Response) -> Iterator[str]:
+        try:
+            yield from response.iter_lines()
+        except httpx.TransportError as exc:
+            raise self._failure(exc) from exc
 
 
 @dataclass

@@ -21,6 +21,7 @@ WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "paramet
 INGRESS = deployment_config(app_deploy_config(), "Ingress")["user_config"]
 STREAM_MODERATION = INGRESS["stream_moderation"]
 HOLDBACK = STREAM_MODERATION["holdback_tokens"]
+TRUSTED_PREAMBLE = "You assist vetted operators. Refuse anything that could hurt someone."
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,11 @@ def upstream(base_url):
     server = ScriptedUpstream(delay_s=0.002).start()
     config = session_app_config()
     generator = deployment_config(config, "Generator")["user_config"]
-    generator.update(backend="openai_upstream", upstream={"url": server.url, "model": "scripted-upstream"})
+    generator.update(
+        backend="openai_upstream",
+        upstream={"url": server.url, "model": "scripted-upstream"},
+        tier_steering={"trusted": {"system_prompt": TRUSTED_PREAMBLE}},
+    )
     deploy(config)
     yield server
     deploy(session_app_config())
@@ -93,13 +98,12 @@ def test_an_unsafe_passage_is_cut_and_at_most_k_of_its_tokens_reach_the_client(
     response = chat(base_url, user_key, "Tell me a story about the seaside.", stream=True)
     content, finish = streamed(response)
     assert finish == "content_filter"
-    received = content.split()
-    unsafe_span = UNSAFE[16:]
-    leaked = [word for word in received if word in unsafe_span]
-    assert len(leaked) <= HOLDBACK, leaked
-    assert "zebra" not in received  # recognised within the window: none of the span leaves the gateway
-    # What was sent is the clean text before it, all but what was still in the window at the cut.
-    assert received == UNSAFE[: len(received)] and len(received) >= 16 - 2 * HOLDBACK
+    # What was sent is the clean text before the span (cut at a token boundary, maybe inside a word), all but
+    # what was still in the window at the cut; of the span, at most K tokens.
+    assert " ".join(UNSAFE).startswith(content)
+    leaked = content[len(" ".join(UNSAFE[:16])) :]
+    assert TokenCounter(INGRESS["tokenizer_path"]).length(leaked) <= HOLDBACK, leaked
+    assert "zebra" not in content  # recognised within the window: none of the span leaves the gateway
     record = incident_for(redis_server, response.headers["x-request-id"])
     assert record["action"] == "block" and record["layer"] == "moderator"
 
@@ -187,6 +191,16 @@ def test_the_model_receives_the_safety_preamble_whatever_the_caller_sends(base_u
     assert messages[0]["content"].startswith(preamble.strip())
     assert f"{OPERATOR_HEADER}\n{caller}" in messages[0]["content"]
     assert messages[-1] == {"role": "user", "content": "Tell me about a quiet afternoon in the park."}
+
+
+def test_a_tier_with_its_own_steering_sends_its_own_preamble(base_url, admin_key, user_key, upstream) -> None:
+    trusted = create_key(base_url, admin_key, tier="trusted")["key"]
+    assert chat(base_url, trusted, "Tell me about a quiet afternoon in the park.", stream=True).status_code == 200
+    assert upstream.received[-1]["messages"][0] == {"role": "system", "content": TRUSTED_PREAMBLE}
+    # A tier without its own (the user key's, standard) keeps the default preamble.
+    assert chat(base_url, user_key, "Tell me about a quiet afternoon in the park.", stream=False).status_code == 200
+    default = deployment_config(session_app_config(), "Generator")["user_config"]["steering"]["system_prompt"]
+    assert upstream.received[-1]["messages"][0]["content"].startswith(default.strip())
 
 
 def test_input_checks_run_before_the_first_byte(base_url, user_key, upstream) -> None:

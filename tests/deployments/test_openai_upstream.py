@@ -1,0 +1,46 @@
+"""The openai_upstream backend against a real second server (bench/scripted_upstream.py) that stalls: the
+request fails within `timeout_s` with an error that says why, before or during a stream."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bench.scripted_upstream import CLEAN, ScriptedUpstream
+from deployments.config import GeneratorConfig
+from deployments.generation import SamplingParams
+from deployments.openai_upstream_backend import OpenAIUpstreamBackend, UpstreamError
+
+STALLING = [{"role": "user", "content": "Describe a glacier."}]
+PARAMS = SamplingParams(max_tokens=16)
+TIMEOUT_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def backend():
+    server = ScriptedUpstream(stall_s=3.0).start()
+    upstream = {"url": server.url, "model": "scripted-upstream", "timeout_s": TIMEOUT_S, "max_retries": 2}
+    yield OpenAIUpstreamBackend(GeneratorConfig(backend="openai_upstream", upstream=upstream))
+    server.stop()
+
+
+def test_a_stalling_upstream_fails_within_timeout_s_and_is_not_retried(backend) -> None:
+    started = time.monotonic()
+    with pytest.raises(UpstreamError, match=r"sent nothing for 0\.5 s"):
+        backend.generate(STALLING, PARAMS)
+    assert time.monotonic() - started < 2 * TIMEOUT_S  # one wait, not one per retry
+
+
+def test_a_stream_that_stalls_after_its_first_chunk_fails_with_the_same_error(backend) -> None:
+    pieces = backend.stream(STALLING, PARAMS)
+    assert next(pieces) == CLEAN[0]
+    started = time.monotonic()
+    with pytest.raises(UpstreamError, match=r"sent nothing for 0\.5 s"):
+        next(pieces)
+    assert time.monotonic() - started < 2 * TIMEOUT_S
+
+
+def test_an_upstream_that_answers_in_time_is_unaffected(backend) -> None:
+    answer = backend.generate([{"role": "user", "content": "Describe a meadow."}], SamplingParams(max_tokens=40))
+    assert answer.text == " ".join(CLEAN)
