@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: Redis + the SafeServe app in the foreground. Ctrl-C or SIGTERM stops everything it started.
+# Overrides (environment): SAFESERVE_HTTP_PORT (8000), SAFESERVE_REDIS_PORT (6390), SAFESERVE_HOME, RAY_TMPDIR
+# (scripts/env.sh), and the Generator's SAFESERVE_GENERATOR_BACKEND, SAFESERVE_UPSTREAM_URL, SAFESERVE_UPSTREAM_MODEL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -32,14 +34,23 @@ shutdown() {
 }
 trap shutdown INT TERM
 
+# `serve run` takes the HTTP port from the config file: with SAFESERVE_HTTP_PORT set, it serves a copy of
+# configs/local.yaml with that port (still on 127.0.0.1).
+config=configs/local.yaml
+if [ -n "${SAFESERVE_HTTP_PORT:-}" ]; then
+  config="$SAFESERVE_HOME/serve-config.yaml"
+  .venv/bin/python -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1])); c["http_options"]["port"] = int(sys.argv[2]); yaml.safe_dump(c, open(sys.argv[3], "w"), sort_keys=False)' \
+    configs/local.yaml "$SAFESERVE_HTTP_PORT" "$config"
+fi
+
 start_redis
 if [ "${SAFESERVE_GENERATOR_BACKEND:-}" = "openai_upstream" ]; then
   echo "guarding the upstream model server ${SAFESERVE_UPSTREAM_URL:-?} (model ${SAFESERVE_UPSTREAM_MODEL:-?})"
 fi
-echo "starting SafeServe on http://127.0.0.1:8000 (first start loads the models: about a minute)"
+echo "starting SafeServe on http://127.0.0.1:${SAFESERVE_HTTP_PORT:-8000} (first start loads the models: about a minute)"
 # A background job of a script starts with SIGINT ignored; restore it so `serve run` can shut down on it.
 .venv/bin/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
-  .venv/bin/serve run configs/local.yaml &
+  .venv/bin/serve run "$config" &
 serve_pid=$!
 wait "$serve_pid" || true
 serve_pid=""
