@@ -5,12 +5,13 @@ moderation, for hold-back windows K.
 
 Two backends:
 - `openai_upstream`: bench/scripted_upstream.py, a real OpenAI-compatible server on loopback streaming one word
-  every `--delay-ms` (a fast GPU server's pace); bare = a client streaming from it directly;
+  every `--delay-ms` (a word of the script is a few tokens); bare = a client streaming from it directly;
 - `transformers`: the default model (SmolLM2-135M on this CPU); bare = the Generator deployment's stream
   called through its handle, no ingress and no moderation.
 Through the gateway each request is a real chat completion over HTTP (auth, limits, input screening before the
-first byte, then the Moderator every K pieces with K pieces held back). Starts its own redis-server and Ray.
-Prints the figures and writes them to bench/results/streaming.json.
+first byte, then the Moderator every K tokens with K tokens held back). Tokens are counted in the text received,
+with the served model's tokenizer (the ingress's `tokenizer_path`), whatever the size of the chunks. Starts its
+own redis-server and Ray. Prints the figures and writes them to bench/results/streaming.json.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ import statistics
 import tempfile
 import time
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import httpx
 
 from bench.scripted_upstream import ScriptedUpstream
+from serve_app.config import IngressConfig
+from serve_app.tokens import TokenCounter
 from tests.support import RedisServer, app_deploy_config, deploy, deployment_config, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,16 +39,22 @@ RESULTS = ROOT / "bench" / "results" / "streaming.json"
 ADMIN_KEY = "ss-admin-bench-streaming"
 
 
+@cache
+def token_counter() -> TokenCounter:
+    return TokenCounter(IngressConfig().tokenizer_path)
+
+
 def timed_stream(chunks: Iterator[str], start: float) -> dict:
     """Time to first token and to the whole answer (ms, from `start`, when the request was sent) and tokens/s
     over the whole answer, which is what a reader of the stream gets (a held-back window arrives in bursts, so
     the rate between the first and the last token alone would flatter it)."""
-    first, count = None, 0
-    for _ in chunks:
-        count += 1
+    first, text = None, ""
+    for chunk in chunks:
+        text += chunk
         if first is None:
             first = time.perf_counter()
     end = time.perf_counter()
+    count = token_counter().length(text)
     return {
         "ttft_ms": (first - start) * 1000 if first else None,
         "total_ms": (end - start) * 1000,
@@ -88,12 +98,14 @@ def bare_generator(prompt: str, max_tokens: int) -> dict:
 
     async def run() -> dict:
         handle = DeploymentHandle("Generator", app_name="safeserve").options(stream=True)
+        messages = [{"role": "user", "content": prompt}]
         start = time.perf_counter()
-        first, count = None, 0
-        async for _ in handle.stream.remote([{"role": "user", "content": prompt}], SamplingParams(max_tokens)):
-            count += 1
+        first, text = None, ""
+        async for piece in handle.stream.remote(messages, SamplingParams(max_tokens)):
+            text += piece
             first = first or time.perf_counter()
         end = time.perf_counter()
+        count = token_counter().length(text)
         return {
             "ttft_ms": (first - start) * 1000,
             "total_ms": (end - start) * 1000,
