@@ -66,7 +66,9 @@ def test_make_run_guards_the_upstream_named_in_the_environment(models_dir: Path,
     try:
         wait_ready(base_url, timeout_s=300)
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-        created = httpx.post(f"{base_url}/admin/keys", json={"user_id": "make-run"}, headers=admin, timeout=30)
+        created = httpx.post(
+            f"{base_url}/admin/keys", json={"user_id": "make-run", "tier": "standard"}, headers=admin, timeout=30
+        )
         user = {"Authorization": f"Bearer {created.json()['key']}"}
 
         def chat(content: str) -> httpx.Response:
