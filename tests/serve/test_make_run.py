@@ -1,11 +1,13 @@
 """`make run` guarding an existing model server: scripts/run.sh (what `make run` calls) started with the three
 Generator variables on its own ports and SAFESERVE_HOME, a scripted upstream as the model server, then stopped
-with SIGTERM. About 1-2 minutes, most of it Ray and the safety models starting."""
+with SIGTERM. About 85 s on a 2-core machine, most of it Ray and the safety models starting and Serve's
+shutdown."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -94,3 +96,4 @@ def test_make_run_guards_the_upstream_named_in_the_environment(models_dir: Path,
     wait_until(lambda: not started_by(ray_tmp), 30, what="Ray processes of the run to exit")
     with pytest.raises(redis.ConnectionError):
         redis.Redis(port=redis_port).ping()
+    shutil.rmtree(ray_tmp)
