@@ -116,7 +116,8 @@ def test_a_streamed_answer_sent_to_hold_review_is_withheld_and_released_whole_af
     content, finish = streamed(response)
     assert finish == "content_filter"
     sent, notice, _ = content.partition("This answer is held for human review")
-    assert notice and "zebra" not in sent and sent.split() == HELD[: len(sent.split())]
+    # Released token by token: what was sent is the start of the answer, maybe ending inside a word.
+    assert notice and "zebra" not in sent and " ".join(HELD).startswith(sent)
     events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")]
     review_id = events[-1]["safeserve_review_id"]
     assert review_id and review_id in content

@@ -81,7 +81,7 @@ def test_make_run_guards_the_upstream_named_in_the_environment(models_dir: Path,
         assert (content, finish) == (" ".join(CLEAN), "stop")
         assert upstream.received[-1]["model"] == GUARDED_MODEL
         assert upstream.received[-1]["messages"][0]["role"] == "system"  # the safety preamble went first
-        content, finish = sse_content(chat("Tell me about the harbour.").text)
+        content, finish = sse_content(chat("Tell me about the canal.").text)
         assert finish == "content_filter" and "DAN" not in content
         assert " ".join(PERSONA).startswith(content)
     finally:
