@@ -3,13 +3,15 @@
 The backend is chosen in config (`transformers` or `openai_upstream`); SAFESERVE_GENERATOR_BACKEND,
 SAFESERVE_UPSTREAM_URL and SAFESERVE_UPSTREAM_MODEL in the environment override it (GeneratorOverrides).
 Constrained decoding bans the config's `banned_phrases` and the output policy's plain-phrase block rules, which
-the Moderator (bound to this deployment by the builder) is asked for per request: a `serve deploy` of its
-deny-list applies to decoding at once.
+the Moderator (bound to this deployment by the builder) is asked for, at most every `POLICY_BANS_TTL_S`
+seconds: a `serve deploy` of its deny-list applies to decoding within that time, without a Moderator call
+on every request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -24,6 +26,7 @@ from deployments.transformers_backend import TransformersBackend
 
 _BACKENDS = {"transformers": TransformersBackend, "openai_upstream": OpenAIUpstreamBackend}
 _END = object()
+POLICY_BANS_TTL_S = 5.0
 
 
 class Generator:
@@ -31,6 +34,8 @@ class Generator:
         self.config: GeneratorConfig | None = None
         self._backend: GeneratorBackend | None = None
         self._moderator = moderator
+        self._policy_bans: tuple[str, ...] = ()
+        self._policy_bans_at = float("-inf")
 
     def reconfigure(self, user_config: dict) -> None:
         config = GeneratorOverrides().apply(user_config)
@@ -48,8 +53,10 @@ class Generator:
         an upstream server cannot be constrained, the Moderator catches them there)."""
         if self.config.backend != "transformers":
             return ()
-        policy = await self._moderator.decoding_bans.remote() if self._moderator is not None else ()
-        return tuple(dict.fromkeys((*self.config.banned_phrases, *policy)))
+        if self._moderator is not None and time.monotonic() - self._policy_bans_at > POLICY_BANS_TTL_S:
+            self._policy_bans = await self._moderator.decoding_bans.remote()
+            self._policy_bans_at = time.monotonic()
+        return tuple(dict.fromkeys((*self.config.banned_phrases, *self._policy_bans)))
 
     def _params(self, params: SamplingParams, banned: tuple[str, ...]) -> SamplingParams:
         return replace(

@@ -48,23 +48,18 @@ async def decide(gateway: Gateway, item_id: str, body: Decision, reviewer: ApiKe
     except ReviewClaimedByOther as exc:
         raise Conflict(f"Review item '{item_id}' is claimed by another reviewer.", code="claimed") from exc
     if item.status == "rejected":
-        await gateway.reputation.penalize(
-            item.user_id,
-            gateway.config.reputation,
-            "review_rejected",
-            item.category,
-            actor=reviewer.user_id,
-            reason=f"review {item.id} rejected: {body.note}"[:500],
-        )
-        REPUTATION_CHANGES.inc(tags={"event": "review_rejected"})
+        adjust, event, counted_as = gateway.reputation.penalize, "review_rejected", "review_rejected"
     elif item.status == "approved" and item.penalized:
-        await gateway.reputation.restore(
-            item.user_id,
-            gateway.config.reputation,
-            "review",
-            item.category,
-            actor=reviewer.user_id,
-            reason=f"review {item.id} approved: {body.note}"[:500],
-        )
-        REPUTATION_CHANGES.inc(tags={"event": "review_approved"})
+        adjust, event, counted_as = gateway.reputation.restore, "review", "review_approved"
+    else:
+        return item
+    await adjust(
+        item.user_id,
+        gateway.config.reputation,
+        event,
+        item.category,
+        actor=reviewer.user_id,
+        reason=f"review {item.id} {item.status}: {body.note}"[:500],
+    )
+    REPUTATION_CHANGES.inc(tags={"event": counted_as})
     return item

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import httpx
 import pytest
 
+from deployments.generator import POLICY_BANS_TTL_S
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL
 from tests.support import deploy, deployment_config, incident_for
@@ -88,7 +90,8 @@ def _ends(pieces: list[str]) -> list[int]:
 
 def test_a_plain_phrase_of_the_output_policy_is_never_generated(base_url, user_key) -> None:
     """The Generator bans the Moderator's plain-phrase block rules from decoding (the builder binds it to the
-    Moderator): the model says something else instead, and nothing needs cutting."""
+    Moderator, which it asks every few seconds): the model says something else instead, and nothing needs
+    cutting."""
     answer = ask(base_url, user_key, stream=False).json()["choices"][0]["message"]["content"]
     word = re.findall(r"[A-Za-z]{4,}", answer)[3]
     config = session_app_config()
@@ -96,11 +99,13 @@ def test_a_plain_phrase_of_the_output_policy_is_never_generated(base_url, user_k
         {"name": "test-banned-word", "category": "violence", "action": "block", "pattern": rf"\b{word}\b"}
     )
     deploy(config)
+    time.sleep(POLICY_BANS_TTL_S)  # the Generator refreshes the policy's phrases this often
     try:
         choice = ask(base_url, user_key, stream=False).json()["choices"][0]
         pieces, finish = streamed(ask(base_url, user_key, stream=True))
     finally:
         deploy(session_app_config())
+        time.sleep(POLICY_BANS_TTL_S)
     said = re.compile(rf"\b{word}\b", re.IGNORECASE)
     assert said.search(answer)
     assert choice["finish_reason"] in ("stop", "length") and not said.search(choice["message"]["content"]), choice
