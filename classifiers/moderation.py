@@ -22,7 +22,7 @@ from classifiers.lexicon import LexiconPolicy, default_lexicon
 from classifiers.patterns import PatternSet
 from classifiers.policy import ThresholdPolicy
 from classifiers.scoring import Scorer, ensemble_predict, max_scores
-from classifiers.sensitive_data import SensitiveDataPolicy, redaction_reasons
+from classifiers.sensitive_data import SensitiveDataPolicy, find, redaction_reasons
 from classifiers.taxonomy import Category
 from classifiers.verdict import Action, Verdict, apply_redactions, merge_redactions, strongest
 
@@ -85,6 +85,14 @@ class OutputModerator:
         in_context = self._answer_scores(masked, questions or [""] * len(texts)) if texts else []
         flags = strict or [False] * len(texts)
         return [self._decide(*parts) for parts in zip(texts, own, in_context, checked, flags, strict=True)]
+
+    def rule_spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the rule-based checks match `text` (deny-list, secrets and personal data, listed words), whatever
+        their action: what a reviewer is shown marked. Model scores have no span."""
+        spans = [(start, end) for start, end, _ in self.denylist.spans(text)]
+        spans += [(finding.start, finding.end) for finding in find(text)]
+        spans += [(finding.start, finding.end) for finding in self.words.find(text)]
+        return spans
 
     def _answer_scores(self, texts: list[str], questions: list[str]) -> list[dict[Category, float]]:
         if not self.answer_scorers:

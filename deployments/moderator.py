@@ -83,6 +83,10 @@ class Moderator:
         observe_scores("moderator", verdicts)
         return verdicts
 
+    async def flagged_spans(self, text: str) -> list[tuple[int, int]]:
+        """Where this policy's rules match `text`: the reviewer console marks them in an answer under review."""
+        return self._moderator.rule_spans(text)
+
     async def decoding_bans(self) -> tuple[str, ...]:
         """What the Generator bans from decoding on this policy's behalf (ModeratorConfig.decoding_bans)."""
         return self.config.decoding_bans()

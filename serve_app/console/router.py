@@ -147,6 +147,19 @@ async def claim(request: Request, gateway: GatewayDep, csrf: Field = "") -> Resp
     return _redirect(f"/console/items/{item.id}" if item else "/console?message=Nothing+to+review.")
 
 
+async def output_spans(gateway: Gateway, text: str) -> list[tuple[int, int]]:
+    """An answer's flagged spans by the output policy's own rules, which the Moderator holds; while it cannot be
+    reached, the ingress's deny patterns and listed words (the page still works, with fewer marks)."""
+    if not text:
+        return []
+    try:
+        return await gateway.call(
+            "moderator", gateway.handles.moderator.flagged_spans.remote(text), gateway.config.timeouts.moderate_s
+        )
+    except SafeServeError:
+        return flagged_spans(text, gateway.input_patterns)
+
+
 @router.get("/items/{item_id}", response_class=HTMLResponse)
 async def item_page(request: Request, item_id: str, gateway: GatewayDep) -> Response:
     signed_in = await _signed_in(request, gateway)
@@ -157,8 +170,11 @@ async def item_page(request: Request, item_id: str, gateway: GatewayDep) -> Resp
     except SafeServeError as exc:
         return _page(request, "error.html", status_code=exc.status_code, session=signed_in[0], message=exc.message)
     # A held answer is shown whole: approving it releases exactly that text, not the excerpt.
-    texts = {"request": item.request_excerpt, "output": item.held_output or item.output_excerpt or ""}
-    marked = {name: segments(text, flagged_spans(text, gateway.input_patterns)) for name, text in texts.items()}
+    request_text, output = item.request_excerpt, item.held_output or item.output_excerpt or ""
+    marked = {
+        "request": segments(request_text, flagged_spans(request_text, gateway.input_patterns)),
+        "output": segments(output, await output_spans(gateway, output)),
+    }
     located = any(flagged for pieces in marked.values() for _, flagged in pieces)
     trail = await call_reviews(gateway, "audit", 50, item.id)
     return _page(

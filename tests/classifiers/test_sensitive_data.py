@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from classifiers.moderation import OutputModerator
 from classifiers.patterns import PatternSet
-from classifiers.policy import ThresholdPolicy
+from classifiers.policy import PatternRule, ThresholdPolicy
 from classifiers.sensitive_data import (
     Kind,
     SensitiveAction,
@@ -168,3 +168,12 @@ def test_output_moderator_drops_redactions_when_a_model_blocks() -> None:
     (verdict,) = _moderator({Category.HARASSMENT: 0.99}).moderate(["you idiot, mail jane@example.org"])
     assert verdict.action is Action.BLOCK and verdict.category is Category.HARASSMENT
     assert verdict.redactions == () and not any(r.startswith("redacted:") for r in verdict.reasons)
+
+
+def test_output_moderator_locates_what_its_rules_match_for_reviewers() -> None:
+    rule = PatternRule(name="passage", category=Category.VIOLENCE, action=Action.BLOCK, pattern="unsafe passage")
+    moderator = OutputModerator(PatternSet([rule], layer="moderator"), [], ThresholdPolicy())
+    text = "An unsafe passage; mail jane@example.org, you shit."
+    marked = sorted(text[start:end] for start, end in moderator.rule_spans(text))
+    assert marked == ["jane@example.org", "shit", "unsafe passage"]
+    assert moderator.rule_spans("A calm, helpful answer.") == []

@@ -127,7 +127,7 @@ def test_a_user_key_cannot_sign_in(base_url, admin_key) -> None:
         assert "error=" in refused.headers["location"] and "set-cookie" not in refused.headers
 
 
-def queued_hours_ago(redis_url: str, hours: float) -> str:
+def queued_hours_ago(redis_url: str, hours: float, output: str | None = None) -> str:
     """An item put straight into the app's queue as if queued `hours` ago (its SLA long missed): the console's
     age filter and the lead's figures need an old item, and a test cannot wait hours."""
 
@@ -142,6 +142,7 @@ def queued_hours_ago(redis_url: str, hours: float) -> str:
                 category="violence",
                 score=0.6,
                 request_excerpt="an old request",
+                output_excerpt=output,
             )
             item = store.new_item(review)
             created = time.time() - hours * 3600
@@ -190,3 +191,16 @@ def test_the_queue_filters_by_category_and_age_and_shows_the_lead_numbers(base_u
         assert after["sla_misses_open"] == stats["sla_misses_open"] - 1
         page = console.get("/console").text
         assert int(page_text(page, 'data-stat="decisions_last_hour"')) == after["decisions_last_hour"]
+
+
+def test_an_answer_under_review_is_marked_where_the_output_policy_matched(base_url, admin_key, redis_server) -> None:
+    """The answer's marks come from the Moderator's own rules: its deny-list (the session's unsafe-passage rule,
+    which no ingress pattern knows), personal data and listed words."""
+    answer = "Sure: zebra unsafe passage. Mail jane@example.org for more."
+    item_id = queued_hours_ago(redis_server.url, hours=0, output=answer)
+    reviewer = create_key(base_url, admin_key, role="reviewer", user_id="marta")["key"]
+    with console_client(base_url, reviewer) as console:
+        page = console.get(f"/console/items/{item_id}").text
+    assert "<mark>zebra unsafe passage</mark>" in page
+    assert "<mark>jane@example.org</mark>" in page
+    assert 'data-note="no-spans"' not in page
