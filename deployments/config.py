@@ -88,8 +88,13 @@ class UpstreamConfig(_Config):
 class GeneratorConfig(_Config):
     backend: Literal["transformers", "openai_upstream"] = "transformers"
     upstream: UpstreamConfig | None = Field(None, description="Required with backend openai_upstream.")
-    model: str = Field("smollm2/hf", description="Local directory (relative to the models directory) or hub id.")
-    gguf_file: str | None = Field(None, description="Load this GGUF file inside `model` (de-quantised per load).")
+    model: str = Field(
+        "smollm2/hf", description="Local directory or .gguf file (relative to the models directory), or hub id."
+    )
+    gguf_file: str | None = Field(
+        None,
+        description="Load this GGUF file inside `model` (de-quantised per load); `model` may also be a .gguf path.",
+    )
     device: Device = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "float32"
     torch_threads: int | None = Field(

@@ -53,9 +53,11 @@ class TransformersBackend:
     tool_use = False
 
     def __init__(self, config: GeneratorConfig) -> None:
-        local = resolve_model_path(config.model)
+        local, gguf_file = resolve_model_path(config.model), config.gguf_file
+        if local.is_file() and local.suffix == ".gguf":  # `model` names a GGUF file itself
+            local, gguf_file = local.parent, local.name
         source = str(local) if local.exists() else config.model
-        extra = {"gguf_file": config.gguf_file} if config.gguf_file else {}
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
         self.device = pick_device(config.device)

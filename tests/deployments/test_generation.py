@@ -85,3 +85,11 @@ def test_concurrent_requests_are_generated_as_one_batch_with_the_same_answers(de
     assert [c.text for c in batch] == [c.text for c in alone]
     assert batch[1].completion_tokens <= 5 and batch[1].finish_reason == "length"
     assert [c.prompt_tokens for c in batch] == [c.prompt_tokens for c in alone]
+
+
+def test_the_backend_loads_a_gguf_file_named_as_the_model(models_dir) -> None:
+    """`model` may name a GGUF file (here the one the default model is converted from), de-quantised on load."""
+    gguf = next((models_dir / "smollm2").glob("*.gguf"))
+    backend = TransformersBackend(GeneratorConfig(model=str(gguf.relative_to(models_dir)), device="cpu"))
+    completion = backend.generate(PROMPT, replace(GREEDY, max_tokens=8))
+    assert completion.completion_tokens > 0 and completion.text.strip()
