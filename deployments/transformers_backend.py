@@ -1,4 +1,4 @@
-"""Generation with Hugging Face transformers: a local directory, a GGUF file inside one, or a hub id.
+"""Generation with Hugging Face transformers: a local directory, a GGUF file, or a hub id.
 
 Constrained decoding: a request's `banned` phrases (the Generator's config and the output policy's) become
 `bad_words_ids` (transformers' NoBadWordsLogitsProcessor sets the logit of a phrase's last token to -inf whenever
