@@ -112,9 +112,10 @@ class ScriptedUpstream:
                 self._flaky_failures += 1
                 return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
             call = tool_call_for(body["messages"])
-            words = [] if call else script_for(body["messages"])[: body.get("max_tokens") or 10_000]
+            script = [] if call else script_for(body["messages"])
+            words = script[: body.get("max_tokens") or 10_000]  # a word stands for a token here
             created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
-            finish = "tool_calls" if call else "stop"
+            finish = "tool_calls" if call else "length" if len(words) < len(script) else "stop"
             stall = self.stall_s if "glacier" in last else 0.0
             if not body.get("stream"):
                 await asyncio.sleep(stall)

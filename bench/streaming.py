@@ -102,8 +102,9 @@ def bare_generator(prompt: str, max_tokens: int) -> dict:
         start = time.perf_counter()
         first, text = None, ""
         async for piece in handle.stream.remote(messages, SamplingParams(max_tokens)):
-            text += piece
-            first = first or time.perf_counter()
+            if isinstance(piece, str):
+                text += piece
+                first = first or time.perf_counter()
         end = time.perf_counter()
         count = token_counter().length(text)
         return {

@@ -34,6 +34,14 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class StreamEnd:
+    """The last item of a stream that ran to its end: why generation stopped ("stop" or "length", as in the
+    OpenAI API). Only the backend knows: the model's own token count and end-of-sequence decide it."""
+
+    finish_reason: str
+
+
+@dataclass(frozen=True)
 class Completion:
     text: str
     prompt_tokens: int
@@ -52,7 +60,7 @@ class GeneratorBackend(Protocol):
         """One answer per conversation, in order: what the Generator calls with concurrent requests."""
         ...
 
-    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | ToolCall]:
-        """Yield text pieces as they are generated, then each whole tool call the model made; closing the
-        iterator stops generation."""
+    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | ToolCall | StreamEnd]:
+        """Yield text pieces as they are generated, then each whole tool call the model made, then a StreamEnd;
+        closing the iterator stops generation."""
         ...

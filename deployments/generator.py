@@ -20,7 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from classifiers.steering import steer
 from deployments.config import GeneratorConfig, GeneratorOverrides
-from deployments.generation import Completion, GeneratorBackend, Message, SamplingParams, ToolCall
+from deployments.generation import Completion, GeneratorBackend, Message, SamplingParams, StreamEnd, ToolCall
 from deployments.openai_upstream_backend import OpenAIUpstreamBackend
 from deployments.transformers_backend import TransformersBackend
 
@@ -74,7 +74,9 @@ class Generator:
         banned = await self._banned()
         return await asyncio.to_thread(self._backend.generate_batch, prompts, [self._params(p, banned) for p in params])
 
-    async def stream(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[str | ToolCall]:
+    async def stream(
+        self, messages: list[Message], params: SamplingParams
+    ) -> AsyncIterator[str | ToolCall | StreamEnd]:
         banned = await self._banned()
         pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params, banned))
         try:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from deployments.config import GeneratorConfig, UpstreamConfig
-from deployments.generation import Completion, Message, SamplingParams, ToolCall
+from deployments.generation import Completion, Message, SamplingParams, StreamEnd, ToolCall
 from deployments.logs import get_logger
 
 logger = get_logger("generator")
@@ -118,11 +118,12 @@ class OpenAIUpstreamBackend:
         with ThreadPoolExecutor(max_workers=len(conversations)) as pool:
             return list(pool.map(self.generate, conversations, params))
 
-    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | ToolCall]:
-        """The upstream's content deltas as they arrive, then its tool calls, each assembled from its deltas;
-        closing the iterator closes the upstream stream."""
+    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | ToolCall | StreamEnd]:
+        """The upstream's content deltas as they arrive, then its tool calls, each assembled from its deltas, then
+        its finish reason; closing the iterator closes the upstream stream."""
         response = self._send(self._body(messages, params, stream=True))
         calls: dict[int, ToolCallParts] = {}
+        finish_reason = "stop"
         try:
             for line in self._lines(response):
                 if not line.startswith("data:"):
@@ -131,7 +132,9 @@ class OpenAIUpstreamBackend:
                 if payload == "[DONE]":
                     break
                 try:
-                    delta = json.loads(payload)["choices"][0].get("delta") or {}
+                    choice = json.loads(payload)["choices"][0]
+                    delta = choice.get("delta") or {}
+                    finish_reason = choice.get("finish_reason") or finish_reason
                     for part in delta.get("tool_calls") or ():
                         calls.setdefault(part.get("index", 0), ToolCallParts()).add(part)
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -142,6 +145,8 @@ class OpenAIUpstreamBackend:
             response.close()
         for index in sorted(calls):
             yield calls[index].call()
+        # Tool calls are the gateway's to announce once gated; the upstream's own filter is passed on.
+        yield StreamEnd(finish_reason if finish_reason in ("length", "content_filter") else "stop")
 
     def _lines(self, response: httpx.Response) -> Iterator[str]:
         try:

@@ -15,7 +15,7 @@ into `tool_calls` here first, or they would slip past the capability gate as pla
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from transformers import (
 from classifiers.paths import resolve_model_path
 from deployments.config import GeneratorConfig
 from deployments.devices import pick_device
-from deployments.generation import Completion, Message, SamplingParams
+from deployments.generation import Completion, Message, SamplingParams, StreamEnd
 from deployments.logs import get_logger
 
 logger = get_logger("generator")
@@ -134,7 +134,7 @@ class TransformersBackend:
             )
         return completions
 
-    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str]:
+    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | StreamEnd]:
         inputs = self._inputs([messages])
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         stop = threading.Event()
@@ -144,17 +144,21 @@ class TransformersBackend:
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([_StopWhenSet(stop)]),
         }
-        thread = threading.Thread(target=self._generate_quietly, kwargs=kwargs, daemon=True)
+        output: list[torch.Tensor] = []
+        thread = threading.Thread(target=self._generate_quietly, args=(output,), kwargs=kwargs, daemon=True)
         thread.start()
         try:
-            yield from without_stops((piece for piece in streamer if piece), params.stop)
+            stopped = yield from without_stops((piece for piece in streamer if piece), params.stop)
         finally:
             stop.set()
             thread.join()
+        new_tokens = output[0][0, inputs["input_ids"].shape[1] :].tolist() if output else []
+        ran_out = len(new_tokens) >= params.max_tokens and self.tokenizer.eos_token_id not in new_tokens
+        yield StreamEnd("length" if ran_out and not stopped else "stop")
 
-    def _generate_quietly(self, **kwargs) -> None:
+    def _generate_quietly(self, output: list[torch.Tensor], **kwargs) -> None:
         with torch.inference_mode():
-            self.model.generate(**kwargs)
+            output.append(self.model.generate(**kwargs))
 
 
 def banned_token_sequences(tokenizer, phrases: tuple[str, ...]) -> list[list[int]]:
@@ -175,11 +179,12 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     return (text[: min(positions)], True) if positions else (text, False)
 
 
-def without_stops(pieces: Iterator[str], stops: tuple[str, ...]) -> Iterator[str]:
-    """Pieces up to the first stop sequence: text that could still begin one is held until it cannot."""
+def without_stops(pieces: Iterator[str], stops: tuple[str, ...]) -> Generator[str, None, bool]:
+    """Pieces up to the first stop sequence: text that could still begin one is held until it cannot. Returns
+    whether a stop sequence ended the text."""
     if not stops:
         yield from pieces
-        return
+        return False
     longest = max(len(stop) for stop in stops)
     pending = ""
     for piece in pieces:
@@ -188,10 +193,11 @@ def without_stops(pieces: Iterator[str], stops: tuple[str, ...]) -> Iterator[str
         if stopped:
             if text:
                 yield text
-            return
+            return True
         safe = len(pending) - (longest - 1)
         if safe > 0:
             yield pending[:safe]
             pending = pending[safe:]
     if pending:
         yield pending
+    return False

@@ -13,7 +13,7 @@ import time
 import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from redis.exceptions import RedisError
 
@@ -21,7 +21,7 @@ from classifiers.normalize import views
 from classifiers.redaction import redact
 from classifiers.screening import screen_patterns
 from classifiers.verdict import Action, Verdict, apply_redactions, strongest
-from deployments.generation import Completion, Message, SamplingParams, ToolCall
+from deployments.generation import Completion, Message, SamplingParams, StreamEnd, ToolCall
 from deployments.logs import get_logger
 from deployments.review_store import ReviewRequest
 from serve_app.access import Access, settle
@@ -314,11 +314,21 @@ def tool_call_deltas(calls: Sequence[ToolCall]) -> list[ToolCallDelta]:
     ]
 
 
-async def text_pieces(stream: AsyncIterator[str | ToolCall], calls: list[ToolCall]) -> AsyncIterator[str]:
-    """The text of a generator stream; the tool calls it ends with are collected into `calls`, to be gated."""
+@dataclass
+class StreamTail:
+    """What a generator stream ends with besides its text: the tool calls to gate, and why generation stopped."""
+
+    calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = "stop"
+
+
+async def text_pieces(stream: AsyncIterator[str | ToolCall | StreamEnd], tail: StreamTail) -> AsyncIterator[str]:
+    """The text of a generator stream; what it ends with is collected into `tail`."""
     async for piece in stream:
         if isinstance(piece, ToolCall):
-            calls.append(piece)
+            tail.calls.append(piece)
+        elif isinstance(piece, StreamEnd):
+            tail.finish_reason = piece.finish_reason
         else:
             yield piece
 
@@ -448,8 +458,8 @@ async def stream_completion(
     yield chunk(Delta(role="assistant", content=""))
     held = StreamWindow(holdback=window.holdback_tokens, split=gateway.tokens.split)
     stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(request), params)
-    calls: list[ToolCall] = []
-    pieces = text_pieces(stream, calls)
+    tail = StreamTail()
+    pieces = text_pieces(stream, tail)
     next_piece: asyncio.Future | None = asyncio.ensure_future(pieces.__anext__())
     check: asyncio.Future | None = None
     checked = unchecked = 0  # pending tokens the running check covers; tokens added since it started
@@ -480,7 +490,7 @@ async def stream_completion(
                 checked, unchecked = len(held.pending), 0
                 check = asyncio.ensure_future(moderate(gateway, ctx, access, held.text, request_text))
         text = held.text
-        verdict = gate_tool_calls(access, calls, await moderate(gateway, ctx, access, text, request_text))
+        verdict = gate_tool_calls(access, tail.calls, await moderate(gateway, ctx, access, text, request_text))
         if hold is not None and verdict.action is not Action.BLOCK and not holds(gateway, verdict):
             verdict = replace(hold, redactions=verdict.redactions)
         if holds(gateway, verdict):
@@ -496,10 +506,10 @@ async def stream_completion(
         else:
             for piece in ready:
                 yield content(piece)
-            if calls:
-                yield chunk(Delta(tool_calls=tool_call_deltas(calls)), "tool_calls")
+            if tail.calls:
+                yield chunk(Delta(tool_calls=tool_call_deltas(tail.calls)), "tool_calls")
             else:
-                yield chunk(Delta(), "length" if held.pieces >= params.max_tokens else "stop")
+                yield chunk(Delta(), tail.finish_reason)
     except SafeServeError as exc:
         yield _sse(error_body(exc.message, exc.error_type, exc.code, request_id=ctx.request_id))
     except Exception:

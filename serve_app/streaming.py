@@ -28,14 +28,12 @@ class StreamWindow:
     split: Callable[[str], list[str]] = _whole  # a generated piece cut into tokens (joined, they are the piece)
     released: str = ""  # the original text of everything sent so far (sent redacted where redactions applied)
     pending: list[str] = field(default_factory=list)  # tokens
-    pieces: int = 0  # generated pieces added
     _settled: set[tuple[str, int, int]] = field(default_factory=set)
 
     def add(self, piece: str) -> int:
         """Queue a generated piece as its tokens; how many it was."""
         tokens = self.split(piece)
         self.pending.extend(tokens)
-        self.pieces += 1
         return len(tokens)
 
     @property

@@ -4,6 +4,7 @@ the whole answer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 
@@ -11,7 +12,7 @@ import pytest
 
 from classifiers.steering import Steering, steer
 from deployments.config import GeneratorConfig, ModeratorConfig
-from deployments.generation import SamplingParams
+from deployments.generation import SamplingParams, StreamEnd
 from deployments.transformers_backend import TransformersBackend, banned_token_sequences, cut_at_stop, without_stops
 from tests.support import app_deploy_config, deployment_config
 
@@ -41,7 +42,7 @@ def test_a_deny_list_phrase_of_the_output_policy_cannot_be_generated(models_dir,
     params = replace(GREEDY, banned=banned)
     constrained = default_model.generate(PROMPT, params).text
     assert word.lower() not in constrained.lower(), (word, constrained)
-    streamed = "".join(default_model.stream(PROMPT, params))
+    streamed, _ = streamed_text(default_model.stream(PROMPT, params))
     assert word.lower() not in streamed.lower()
 
 
@@ -52,8 +53,26 @@ def test_a_banned_phrase_is_banned_in_its_common_spellings(default_model) -> Non
         assert encode(spelling) in sequences, spelling
 
 
-def test_a_stream_is_the_whole_answer_in_order(default_model, answer) -> None:
-    assert "".join(default_model.stream(PROMPT, GREEDY)).strip() == answer
+def streamed_text(pieces: Iterator[str | StreamEnd]) -> tuple[str, str | None]:
+    """A backend stream's text, and the finish reason it ended with."""
+    text, finish = "", None
+    for piece in pieces:
+        if isinstance(piece, StreamEnd):
+            finish = piece.finish_reason
+        else:
+            assert finish is None, "text after the stream's end"
+            text += piece
+    return text, finish
+
+
+def test_a_stream_is_the_whole_answer_in_order_and_ends_as_the_answer_did(default_model, answer) -> None:
+    whole = default_model.generate(PROMPT, GREEDY)
+    text, finish = streamed_text(default_model.stream(PROMPT, GREEDY))
+    assert (text.strip(), finish) == (whole.text, whole.finish_reason)
+    cut = replace(GREEDY, max_tokens=5)  # the answer is longer: generation runs out of tokens
+    text, finish = streamed_text(default_model.stream(PROMPT, cut))
+    assert finish == "length" == default_model.generate(PROMPT, cut).finish_reason
+    assert answer.startswith(text.strip())
 
 
 def test_a_stop_sequence_ends_the_answer_and_is_not_returned(default_model, answer) -> None:
@@ -62,7 +81,8 @@ def test_a_stop_sequence_ends_the_answer_and_is_not_returned(default_model, answ
     stopped = default_model.generate(PROMPT, params)
     assert stop not in stopped.text and answer.startswith(stopped.text)
     assert stopped.finish_reason == "stop"
-    assert "".join(default_model.stream(PROMPT, params)).strip() == stopped.text
+    text, finish = streamed_text(default_model.stream(PROMPT, params))
+    assert (text.strip(), finish) == (stopped.text, "stop")
 
 
 def test_stop_sequences_split_across_pieces_are_still_cut() -> None:

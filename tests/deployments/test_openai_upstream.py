@@ -9,7 +9,7 @@ import pytest
 
 from bench.scripted_upstream import CLEAN, ScriptedUpstream
 from deployments.config import GeneratorConfig
-from deployments.generation import SamplingParams
+from deployments.generation import SamplingParams, StreamEnd
 from deployments.openai_upstream_backend import OpenAIUpstreamBackend, UpstreamError
 
 STALLING = [{"role": "user", "content": "Describe a glacier."}]
@@ -44,3 +44,13 @@ def test_a_stream_that_stalls_after_its_first_chunk_fails_with_the_same_error(ba
 def test_an_upstream_that_answers_in_time_is_unaffected(backend) -> None:
     answer = backend.generate([{"role": "user", "content": "Describe a meadow."}], SamplingParams(max_tokens=40))
     assert answer.text == " ".join(CLEAN)
+
+
+def test_a_stream_ends_with_the_upstreams_finish_reason(backend) -> None:
+    meadow = [{"role": "user", "content": "Describe a meadow."}]
+    whole = list(backend.stream(meadow, SamplingParams(max_tokens=40)))
+    assert "".join(p for p in whole if isinstance(p, str)) == " ".join(CLEAN)
+    assert whole[-1] == StreamEnd("stop")
+    cut = list(backend.stream(meadow, SamplingParams(max_tokens=3)))  # the script is longer than 3 words
+    assert "".join(p for p in cut if isinstance(p, str)) == " ".join(CLEAN[:3])
+    assert cut[-1] == StreamEnd("length")

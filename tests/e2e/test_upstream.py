@@ -92,6 +92,14 @@ def test_a_clean_passage_streams_through_whole_and_in_order(base_url, user_key, 
     assert upstream.received[-1]["model"] == "scripted-upstream" and upstream.received[-1]["stream"] is True
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_cut_by_max_tokens_finishes_with_length(base_url, user_key, upstream, stream) -> None:
+    """The finish reason is the model's: a stream's comes from the backend, not from the window's count."""
+    response = chat(base_url, user_key, "Tell me about a quiet afternoon in the park.", stream=stream, max_tokens=3)
+    content, _, finish = answer(response, stream)
+    assert (content, finish) == (" ".join(CLEAN[:3]), "length")
+
+
 def test_an_unsafe_passage_is_cut_and_at_most_k_of_its_tokens_reach_the_client(
     base_url, user_key, upstream, redis_server
 ) -> None:

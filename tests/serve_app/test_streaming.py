@@ -27,7 +27,6 @@ def test_the_window_holds_tokens_whatever_the_size_of_a_piece() -> None:
     assert window.add("one two three four five") == 5 and window.add(" six") == 1
     ready, _ = check(window)
     assert ready == ["one", " two", " three"] and window.pending == [" four", " five", " six"]
-    assert window.pieces == 2
 
 
 def test_clean_text_is_released_piece_by_piece_behind_the_holdback() -> None:
@@ -35,7 +34,6 @@ def test_clean_text_is_released_piece_by_piece_behind_the_holdback() -> None:
     feed(window, ["The ", "sky ", "is ", "blue."])
     assert check(window)[0] == ["The ", "sky "]
     assert check(window, final=True)[0] == ["is ", "blue."]
-    assert window.pieces == 4
 
 
 def test_a_span_inside_the_pending_text_is_released_redacted() -> None:
