@@ -151,8 +151,9 @@ class ReviewQueue:
     async def stats(self) -> dict[str, float]:
         return {**await self._store.stats(), "spooled": self._spool.pending()}
 
-    async def report(self, since: float) -> ThresholdReport:
-        """How reviewers decided the items queued since `since`, by layer, category and score band."""
+    async def report(self, days: float) -> ThresholdReport:
+        """How reviewers decided the items queued in the last `days`, by layer, category and score band."""
+        since = time.time() - days * DAY_S
         return threshold_report(await self._store.queued_since(since), since)
 
     async def erase_user(self, user_id: str) -> int:

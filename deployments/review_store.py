@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Literal
 
@@ -34,6 +34,7 @@ GROUP = "reviewers"
 ENTRY_KEY = "safeserve:review:entry"  # hash: item id -> its stream entry id
 OPEN_KEY = "safeserve:review:open"
 ALL_KEY = "safeserve:review:all"
+MGET_PAGE = 500  # items read per MGET
 
 Status = Literal["pending", "claimed", "escalated", "approved", "rejected"]
 OPEN_STATUSES: frozenset[str] = frozenset({"pending", "claimed", "escalated"})
@@ -172,19 +173,20 @@ class ReviewStore:
             if not ids:
                 break
             offset += page
-            raws = await self.redis.mget([ITEM_KEY.format(i) for i in ids])
-            found = (ReviewItem.model_validate_json(raw) for raw in raws if raw is not None)
-            items.extend(item for item in found if status in (None, "open") or item.status == status)
+            items.extend([item async for item in self._items(ids) if status in (None, "open") or item.status == status])
         return items[:limit]
 
     async def queued_since(self, since: float) -> list[ReviewItem]:
         """Every item (open or decided) queued at `since` or later, oldest first."""
-        ids = await self.redis.zrangebyscore(ALL_KEY, since, "+inf")
-        items: list[ReviewItem] = []
-        for start in range(0, len(ids), 500):
-            raws = await self.redis.mget([ITEM_KEY.format(i) for i in ids[start : start + 500]])
-            items.extend(ReviewItem.model_validate_json(raw) for raw in raws if raw is not None)
-        return items
+        return [item async for item in self._items(await self.redis.zrangebyscore(ALL_KEY, since, "+inf"))]
+
+    async def _items(self, ids: list[str]) -> AsyncIterator[ReviewItem]:
+        """The items with these ids that still exist, in order, read a page of MGET at a time."""
+        for start in range(0, len(ids), MGET_PAGE):
+            raws = await self.redis.mget([ITEM_KEY.format(i) for i in ids[start : start + MGET_PAGE]])
+            for raw in raws:
+                if raw is not None:
+                    yield ReviewItem.model_validate_json(raw)
 
     async def _update(
         self, item_id: str, change: Callable[[ReviewItem], ReviewItem], actor: str, action: str, reason: str = ""
@@ -299,24 +301,20 @@ class ReviewStore:
         """Delete every review item of a user (open or decided) with its queue and index entries; the audit
         entries about them stay (they hold states, not content). Returns how many items went."""
         erased = 0
-        ids = await self.redis.zrange(ALL_KEY, 0, -1)
-        for start in range(0, len(ids), 500):
-            page = ids[start : start + 500]
-            raws = await self.redis.mget([ITEM_KEY.format(i) for i in page])
-            for item_id, raw in zip(page, raws, strict=True):
-                if raw is None or ReviewItem.model_validate_json(raw).user_id != user_id:
-                    continue
-                entry = await self.redis.hget(ENTRY_KEY, item_id)
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    pipe.delete(ITEM_KEY.format(item_id))
-                    pipe.zrem(OPEN_KEY, item_id)
-                    pipe.zrem(ALL_KEY, item_id)
-                    pipe.hdel(ENTRY_KEY, item_id)
-                    if entry:
-                        pipe.xack(QUEUE, GROUP, entry)
-                        pipe.xdel(QUEUE, entry)
-                    await pipe.execute()
-                erased += 1
+        async for item in self._items(await self.redis.zrange(ALL_KEY, 0, -1)):
+            if item.user_id != user_id:
+                continue
+            entry = await self.redis.hget(ENTRY_KEY, item.id)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(ITEM_KEY.format(item.id))
+                pipe.zrem(OPEN_KEY, item.id)
+                pipe.zrem(ALL_KEY, item.id)
+                pipe.hdel(ENTRY_KEY, item.id)
+                if entry:
+                    pipe.xack(QUEUE, GROUP, entry)
+                    pipe.xdel(QUEUE, entry)
+                await pipe.execute()
+            erased += 1
         return erased
 
     async def audit(self, count: int = 100, target: str | None = None) -> list[dict[str, str]]:

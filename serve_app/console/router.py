@@ -216,7 +216,7 @@ async def report(request: Request, gateway: GatewayDep, days: int = 30) -> Respo
     if signed_in is None:
         return _redirect("/console/login")
     days = min(max(days, 1), 365)
-    figures = await call_reviews(gateway, "report", time.time() - days * 86400)
+    figures = await call_reviews(gateway, "report", days)
     return _page(request, "report.html", session=signed_in[0], report=figures, days=days)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
@@ -38,7 +37,7 @@ async def review_report(
 ) -> ThresholdReport:
     """Approve, reject and escalate counts and rates for the items queued in the last `days`, per layer,
     category and score band: where the review thresholds send people too much, or too little."""
-    return await call_reviews(gateway, "report", time.time() - days * 86400)
+    return await call_reviews(gateway, "report", days)
 
 
 @router.post("/reviews/claim", response_model=ReviewItem, responses={204: {"description": "Nothing to review."}})
