@@ -57,7 +57,7 @@ def untrusted_views(request: ChatCompletionRequest) -> list[list[str]]:
     also sees. The tool definitions count as one more turn."""
     texts = [m.text for m in request.messages if m.role != "assistant"]
     if request.tools:
-        texts.append(request.tools_text())
+        texts.append(request.tools_text)
     return [views(text) for text in texts]
 
 

@@ -30,7 +30,8 @@ async def create_chat_completion(
         raise InvalidRequest(
             f"At most {config.max_messages} messages are accepted.", param="messages", code="too_many_messages"
         )
-    prompt_chars = sum(len(text) for text in body.prompt_texts())
+    prompt_texts = body.prompt_texts()
+    prompt_chars = sum(len(text) for text in prompt_texts)
     if prompt_chars > config.max_prompt_chars:
         raise InvalidRequest(
             f"The prompt has {prompt_chars} characters; the limit is {config.max_prompt_chars}.",
@@ -39,7 +40,7 @@ async def create_chat_completion(
         )
     params = pipeline.sampling_params(gateway, ctx, body)
     with ctx.timer.stage("limits"):
-        access = await admit(gateway, ctx, body.prompt_texts(), params.max_tokens, body.tool_names())
+        access = await admit(gateway, ctx, prompt_texts, params.max_tokens, body.tool_names())
     turn_views = pipeline.untrusted_views(body)
     try:
         input_verdict = await pipeline.screen_input(gateway, ctx, access, turn_views)

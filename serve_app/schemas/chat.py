@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -118,15 +119,16 @@ class ChatCompletionRequest(BaseModel):
     def tool_names(self) -> list[str]:
         return [tool.function.name for tool in self.tools or []]
 
+    @cached_property
     def tools_text(self) -> str:
         """What the caller wrote into its tool definitions (names, descriptions, parameter names and schemas), as
         the model will read it. An injection can hide there as well as in a message, so it is screened, limited
-        and counted like one."""
+        and counted like one (computed once per request)."""
         return "\n".join(_schema_strings([tool.model_dump(exclude_none=True) for tool in self.tools or []]))
 
     def prompt_texts(self) -> list[str]:
         """Every text the model is given: the messages, then the tool definitions."""
-        return [m.text for m in self.messages] + ([self.tools_text()] if self.tools else [])
+        return [m.text for m in self.messages] + ([self.tools_text] if self.tools else [])
 
     def requested_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
