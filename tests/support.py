@@ -129,3 +129,21 @@ def wait_ready(base_url: str, timeout_s: float = 120) -> None:
             return False
 
     wait_until(ready, timeout_s, interval_s=0.5, what="/readyz")
+
+
+def sse_choices(text: str) -> list[dict]:
+    """The first choice of every event of an OpenAI chat completion stream (its SSE body), in order."""
+    return [
+        json.loads(line[6:])["choices"][0]
+        for line in text.splitlines()
+        if line.startswith("data: ") and line != "data: [DONE]"
+    ]
+
+
+def streamed(text: str) -> tuple[str, str | None]:
+    """The content a client received from a chat completion stream, and the stream's finish_reason."""
+    content, finish = "", None
+    for choice in sse_choices(text):
+        content += choice["delta"].get("content") or ""
+        finish = choice.get("finish_reason") or finish
+    return content, finish

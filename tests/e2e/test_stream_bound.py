@@ -4,7 +4,6 @@ the span (the hold-back window) ever reach the client."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
@@ -14,7 +13,7 @@ import pytest
 from deployments.generator import POLICY_BANS_TTL_S
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL
-from tests.support import deploy, deployment_config, incident_for
+from tests.support import deploy, deployment_config, incident_for, sse_choices
 
 pytestmark = pytest.mark.e2e
 PROMPT = "Write a short paragraph about the history of bread."
@@ -33,13 +32,12 @@ def ask(base_url: str, key: str, stream: bool) -> httpx.Response:
 
 
 def streamed(response: httpx.Response) -> tuple[list[str], str | None]:
+    """The content pieces a client received, one per event, and the stream's finish_reason."""
     pieces, finish = [], None
-    for line in response.text.splitlines():
-        if line.startswith("data: ") and line != "data: [DONE]":
-            choice = json.loads(line[6:])["choices"][0]
-            if choice["delta"].get("content"):
-                pieces.append(choice["delta"]["content"])
-            finish = choice.get("finish_reason") or finish
+    for choice in sse_choices(response.text):
+        if choice["delta"].get("content"):
+            pieces.append(choice["delta"]["content"])
+        finish = choice.get("finish_reason") or finish
     return pieces, finish
 
 

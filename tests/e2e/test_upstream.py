@@ -14,7 +14,15 @@ from classifiers.steering import OPERATOR_HEADER
 from serve_app.tokens import TokenCounter
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL, create_key
-from tests.support import app_deploy_config, deploy, deployment_config, incident_for, wait_until
+from tests.support import (
+    app_deploy_config,
+    deploy,
+    deployment_config,
+    incident_for,
+    sse_choices,
+    streamed,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
@@ -49,23 +57,6 @@ def chat(base_url: str, key: str, content: str, stream: bool, system: str | None
     )
 
 
-def chunks(response: httpx.Response) -> list[dict]:
-    return [
-        json.loads(line[6:])["choices"][0]
-        for line in response.text.splitlines()
-        if line.startswith("data: ") and line != "data: [DONE]"
-    ]
-
-
-def streamed(response: httpx.Response) -> tuple[str, str | None]:
-    """The content a client received and the stream's finish_reason."""
-    content, finish = "", None
-    for choice in chunks(response):
-        content += choice["delta"].get("content") or ""
-        finish = choice.get("finish_reason") or finish
-    return content, finish
-
-
 def answer(response: httpx.Response, stream: bool) -> tuple[str, list[dict], str | None]:
     """The content, tool calls and finish_reason a client received, streamed or not (a streamed call's
     deltas joined as OpenAI's SDK joins them)."""
@@ -74,20 +65,20 @@ def answer(response: httpx.Response, stream: bool) -> tuple[str, list[dict], str
         choice = response.json()["choices"][0]
         return choice["message"]["content"] or "", choice["message"].get("tool_calls") or [], choice["finish_reason"]
     calls: dict[int, dict] = {}
-    for choice in chunks(response):
+    for choice in sse_choices(response.text):
         for part in choice["delta"].get("tool_calls") or ():
             call = calls.setdefault(part["index"], {"function": {"name": "", "arguments": ""}})
             call.update({k: v for k, v in part.items() if k not in ("index", "function")})
             for field in ("name", "arguments"):
                 call["function"][field] += part["function"].get(field) or ""
-    content, finish = streamed(response)
+    content, finish = streamed(response.text)
     return content, [calls[i] for i in sorted(calls)], finish
 
 
 def test_a_clean_passage_streams_through_whole_and_in_order(base_url, user_key, upstream) -> None:
     response = chat(base_url, user_key, "Tell me about a quiet afternoon in the park.", stream=True)
     assert response.status_code == 200
-    content, finish = streamed(response)
+    content, finish = streamed(response.text)
     assert content == " ".join(CLEAN) and finish == "stop"
     assert upstream.received[-1]["model"] == "scripted-upstream" and upstream.received[-1]["stream"] is True
 
@@ -104,7 +95,7 @@ def test_an_unsafe_passage_is_cut_and_at_most_k_of_its_tokens_reach_the_client(
     base_url, user_key, upstream, redis_server
 ) -> None:
     response = chat(base_url, user_key, "Tell me a story about the seaside.", stream=True)
-    content, finish = streamed(response)
+    content, finish = streamed(response.text)
     assert finish == "content_filter"
     # What was sent is the clean text before the span (cut at a token boundary, maybe inside a word), all but
     # what was still in the window at the cut; of the span, at most K tokens.
@@ -121,7 +112,7 @@ def test_a_streamed_answer_sent_to_hold_review_is_withheld_and_released_whole_af
 ) -> None:
     key = create_key(base_url, admin_key, user_id="held-stream-user")["key"]
     response = chat(base_url, key, "Tell me a story about the harbour.", stream=True)
-    content, finish = streamed(response)
+    content, finish = streamed(response.text)
     assert finish == "content_filter"
     sent, notice, _ = content.partition("This answer is held for human review")
     # Released token by token: what was sent is the start of the answer, maybe ending inside a word.
@@ -165,7 +156,7 @@ def test_the_window_counts_tokens_when_upstream_chunks_hold_several(base_url, us
         response = chat(base_url, user_key, "Tell me a story about the seaside.", stream=True)
     finally:
         upstream.words_per_chunk, upstream.delay_s = 1, 0.002
-    content, finish = streamed(response)
+    content, finish = streamed(response.text)
     assert finish == "content_filter"
     opening = " ".join(UNSAFE[:16])
     assert (" ".join(UNSAFE)).startswith(content)

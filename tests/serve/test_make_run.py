@@ -5,7 +5,6 @@ shutdown."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -19,7 +18,7 @@ import pytest
 import redis
 
 from bench.scripted_upstream import CLEAN, PERSONA, ScriptedUpstream
-from tests.support import ROOT, free_port, wait_ready, wait_until
+from tests.support import ROOT, free_port, streamed, wait_ready, wait_until
 
 pytestmark = pytest.mark.e2e
 ADMIN_KEY = "ss-admin-make-run-test-0123456789"
@@ -33,16 +32,6 @@ def started_by(marker: str) -> list[psutil.Process]:
         if marker in " ".join(process.info["cmdline"] or ()):
             found.append(process)
     return found
-
-
-def sse_content(text: str) -> tuple[str, str | None]:
-    content, finish = "", None
-    for line in text.splitlines():
-        if line.startswith("data: ") and line != "data: [DONE]":
-            choice = json.loads(line[6:])["choices"][0]
-            content += choice["delta"].get("content") or ""
-            finish = choice.get("finish_reason") or finish
-    return content, finish
 
 
 def test_make_run_guards_the_upstream_named_in_the_environment(models_dir: Path, tmp_path: Path) -> None:
@@ -77,11 +66,11 @@ def test_make_run_guards_the_upstream_named_in_the_environment(models_dir: Path,
             body = {"model": "safeserve-smollm2", "messages": [{"role": "user", "content": content}], "stream": True}
             return httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=user, timeout=120)
 
-        content, finish = sse_content(chat("Tell me about a quiet afternoon in the park.").text)
+        content, finish = streamed(chat("Tell me about a quiet afternoon in the park.").text)
         assert (content, finish) == (" ".join(CLEAN), "stop")
         assert upstream.received[-1]["model"] == GUARDED_MODEL
         assert upstream.received[-1]["messages"][0]["role"] == "system"  # the safety preamble went first
-        content, finish = sse_content(chat("Tell me about the canal.").text)
+        content, finish = streamed(chat("Tell me about the canal.").text)
         assert finish == "content_filter" and "DAN" not in content
         assert " ".join(PERSONA).startswith(content)
     finally:
