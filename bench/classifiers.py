@@ -10,7 +10,8 @@ is that of real prompts and answers. Measured:
 - output stack without Detoxify (deny-list, lexicon, secrets/PII, profanity model, harmful-answer ensemble),
   one text p50/p95 and batched texts/s; Detoxify alone, batched texts/s;
 - through the deployments (unless --no-deployment): a local Ray Serve app with the IntentClassifier and a
-  Detoxify-less Moderator from configs/local.yaml, 64 calls in flight from this driver, texts/s.
+  Detoxify-less Moderator from configs/local.yaml, texts/s: one text a call with 64 calls in flight from this
+  driver, and batches of 32 texts a call (`classify_many`, `moderate_many`) with 2 in flight.
 Prints the figures and writes them to bench/results/classifiers.json.
 """
 
@@ -119,11 +120,19 @@ def through_deployments(inputs: list[str], outputs: list[str]) -> dict:
         serve.run(moderator.bind(), name="bench-moderator", route_prefix=None)
         from classifiers.normalize import views
 
-        conversations = [([views(text)], False) for text in inputs]
+        conversations = [[views(text)] for text in inputs]
         return {
-            "intent_classifier": asyncio.run(_drive("IntentClassifier", "bench-intent", "classify", conversations)),
+            "intent_classifier": asyncio.run(
+                _drive("IntentClassifier", "bench-intent", "classify", [(c, False) for c in conversations])
+            ),
+            "intent_classifier_batches": asyncio.run(
+                _drive_batches("IntentClassifier", "bench-intent", "classify_many", conversations)
+            ),
             "moderator_without_detoxify": asyncio.run(
                 _drive("Moderator", "bench-moderator", "moderate", [(text, "", False) for text in outputs])
+            ),
+            "moderator_without_detoxify_batches": asyncio.run(
+                _drive_batches("Moderator", "bench-moderator", "moderate_many", outputs)
             ),
         }
     finally:
@@ -147,6 +156,15 @@ async def _drive(deployment: str, app: str, method_name: str, calls: list[tuple]
     start = time.perf_counter()
     await asyncio.gather(*(one(args) for args in calls))
     return {"texts_per_s": round(len(calls) / (time.perf_counter() - start), 1), "in_flight": in_flight}
+
+
+async def _drive_batches(deployment: str, app: str, method_name: str, items: list, in_flight: int = 2) -> dict:
+    """Call the method with BATCH items a call (`classify_many`, `moderate_many`), `in_flight` calls outstanding
+    so that the replica never waits on the driver; texts/s over the run."""
+    batches = [(items[i : i + BATCH], False) for i in range(0, len(items), BATCH)]
+    result = await _drive(deployment, app, method_name, batches, in_flight)
+    calls_per_s = result.pop("texts_per_s")
+    return {"texts_per_s": round(calls_per_s * len(items) / len(batches), 1), "batch": BATCH, **result}
 
 
 def main() -> None:

@@ -43,5 +43,11 @@ class IntentClassifier:
         observe_scores("intent", verdicts)
         return verdicts
 
+    async def classify_many(self, conversations: list[list[Turn]], strict: bool) -> list[Verdict]:
+        """Many conversations in one call (bulk screening, evaluation): one model batch, no waiting for others."""
+        verdicts = self._analyzer.classify(conversations, [strict] * len(conversations))
+        observe_scores("intent", verdicts)
+        return verdicts
+
     async def ready(self) -> bool:
         return self._analyzer is not None

@@ -83,6 +83,12 @@ class Moderator:
         observe_scores("moderator", verdicts)
         return verdicts
 
+    async def moderate_many(self, texts: list[str], strict: bool) -> list[Verdict]:
+        """Many texts with no question in one call (a `/v1/moderations` array): one model batch."""
+        verdicts = self._moderator.moderate(texts, [""] * len(texts), [strict] * len(texts))
+        observe_scores("moderator", verdicts)
+        return verdicts
+
     async def flagged_spans(self, text: str) -> list[tuple[int, int]]:
         """Where this policy's rules match `text`: the reviewer console marks them in an answer under review."""
         return self._moderator.rule_spans(text)

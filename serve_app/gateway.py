@@ -111,8 +111,11 @@ class Gateway:
                 code=f"{component}_unavailable",
             ) from exc
 
-    async def safety_call(self, layer: str, response: DeploymentResponse, timeout_s: float) -> Verdict:
-        """As `call`, for a safety layer: fail closed (raise) unless the policy says this layer fails open."""
+    async def safety_call(
+        self, layer: str, response: DeploymentResponse, timeout_s: float, verdicts: int | None = None
+    ) -> Verdict | list[Verdict]:
+        """As `call`, for a safety layer: fail closed (raise) unless the policy says this layer fails open. A call
+        answering a list of `verdicts` verdicts fails open with that many."""
         try:
             return await self.call(layer, response, timeout_s)
         except ServiceUnavailable:
@@ -121,4 +124,5 @@ class Gateway:
                 raise
             INFRA_ERRORS.inc(tags={"component": layer, "outcome": "fail_open"})
             logger.warning("%s unavailable: failing open as configured", layer)
-            return Verdict(layer=layer, reasons=("fail_open",))
+            passed = Verdict(layer=layer, reasons=("fail_open",))
+            return passed if verdicts is None else [passed] * verdicts

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from fastapi import APIRouter, Response
@@ -37,7 +36,7 @@ async def create_moderation(
     with ctx.timer.stage("limits"):
         access = await admit(gateway, ctx, texts, max_tokens=0)
     response.headers.update(access.headers())
-    verdicts = await asyncio.gather(*(pipeline.moderate(gateway, ctx, access, text) for text in texts))
+    verdicts = await pipeline.moderate_many(gateway, ctx, access, texts)
     results = []
     for verdict in verdicts:
         flagged_names = {name for category in verdict.flagged for name in OPENAI_MODERATION.get(category, ())}
