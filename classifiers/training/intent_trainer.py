@@ -51,6 +51,9 @@ DECISION_THRESHOLD = 0.5  # the flag rate per category is reported at 1 - P(beni
 REPORT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 EVERYDAY_THRESHOLDS = (0.5, 0.8)
 EMBEDDING_C = 10.0
+# Block thresholds tried per category group, and the single threshold whose false-positive rate they must hold.
+GROUP_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))  # 0.3 .. 0.95
+REFERENCE_THRESHOLD = 0.7
 
 
 def make_ngram_model() -> Pipeline:
@@ -158,6 +161,42 @@ def evaluate(proba: np.ndarray, classes: list[str], rows: list[Example]) -> dict
     }
 
 
+def group_thresholds(proba: np.ndarray, classes: list[str], rows: list[Example]) -> dict:
+    """Out of fold, one block threshold for the prompt-attack categories and one for the harm categories that
+    recall the most attacks at no more benign false positives than REFERENCE_THRESHOLD on every category.
+
+    A text is decided as the policy decides it: its top non-benign category carries 1 - P(benign) and is
+    compared with that category's threshold. The two groups' scores are calibrated differently (thousands of
+    injection rows against tens of rows per harm category), so one threshold for both spends the false-positive
+    budget unevenly; the policy's per-category thresholds (configs/*.yaml) are chosen from this, on training
+    data, never on the evaluation sets."""
+    benign = classes.index(BENIGN)
+    score = 1.0 - proba[:, benign]
+    unsafe = proba.copy()
+    unsafe[:, benign] = -1.0
+    top_is_prompt_attack = np.isin(np.array(classes)[unsafe.argmax(axis=1)], [str(c) for c in PROMPT_ATTACKS])
+    is_attack = np.array([r.label != BENIGN for r in rows])
+    budget = float((score[~is_attack] >= REFERENCE_THRESHOLD).mean())
+    reference_recall = float((score[is_attack] >= REFERENCE_THRESHOLD).mean())
+    best: tuple[float, float, float, float] | None = None  # recall, -fpr, prompt-attack threshold, harm threshold
+    for prompt_attack in GROUP_THRESHOLDS:
+        for harm in GROUP_THRESHOLDS:
+            flagged = score >= np.where(top_is_prompt_attack, prompt_attack, harm)
+            fpr = float(flagged[~is_attack].mean())
+            candidate = (float(flagged[is_attack].mean()), -fpr, prompt_attack, harm)
+            if fpr <= budget and (best is None or candidate[:2] > best[:2]):
+                best = candidate
+    recall, negative_fpr, prompt_attack, harm = best
+    return {
+        "reference_threshold": REFERENCE_THRESHOLD,
+        "reference": {"attack_recall": round(reference_recall, 4), "benign_fpr": round(budget, 4)},
+        "prompt_attacks": prompt_attack,
+        "harm": harm,
+        "attack_recall": round(recall, 4),
+        "benign_fpr": round(-negative_fpr, 4),
+    }
+
+
 def make_embedding_head() -> LogisticRegression:
     return LogisticRegression(C=EMBEDDING_C, max_iter=3000, random_state=SEED)
 
@@ -234,6 +273,7 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
             "embed_band": list(DEFAULT_EMBED_BAND),
             "embedded_share": round(float(embedded.mean()), 4),
             **evaluate(oof_cascade, classes, rows),
+            "group_thresholds": group_thresholds(oof_cascade, classes, rows),
         },
         "ngram_member": evaluate(oof_ngram, classes, rows),
         "embedding_member": evaluate(oof_embedding, classes, rows),
@@ -246,7 +286,8 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
         f"{metrics['cascade']['at_benign_fpr']['0.02']['attack_recall']}) "
         f"(n-gram {metrics['ngram_member']['at_benign_fpr']['0.02']['attack_recall']}, "
         f"embedding {metrics['embedding_member']['at_benign_fpr']['0.02']['attack_recall']}); "
-        f"everyday hold-out FPR {metrics['everyday_holdout_fpr']}"
+        f"everyday hold-out FPR {metrics['everyday_holdout_fpr']}; "
+        f"group thresholds {metrics['cascade']['group_thresholds']}"
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)

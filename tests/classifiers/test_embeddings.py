@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from classifiers.embeddings import BATCH_TOKENS, RUN_COST_TOKENS, token_batches
+
 
 def test_vectors_are_unit_length_and_independent_of_the_batch(embedder) -> None:
     texts = ["short", "a somewhat longer sentence about baking bread at home", "What is the capital of France?"]
@@ -12,6 +14,23 @@ def test_vectors_are_unit_length_and_independent_of_the_batch(embedder) -> None:
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     alone = np.vstack([embedder.embed([text]) for text in texts])
     assert np.allclose(together, alone, atol=1e-4)  # length-sorted batching keeps each text's own row
+
+
+def test_a_long_text_does_not_pad_short_ones() -> None:
+    lengths = [9, 128, 10, 9, 11, 127, 12]
+    batches = token_batches(lengths)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert [sorted(lengths[i] for i in batch) for batch in batches] == [[9, 9, 10, 11, 12], [127, 128]]
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert sum(longest - lengths[i] for i in batch) <= RUN_COST_TOKENS * len(batch)
+
+
+def test_a_batch_holds_at_most_the_token_budget() -> None:
+    lengths = [64] * 100
+    batches = token_batches(lengths)
+    assert all(len(batch) * 64 <= BATCH_TOKENS for batch in batches)
+    assert sum(map(len, batches)) == 100 and len(batches) == -(-100 * 64 // BATCH_TOKENS)
 
 
 def test_a_paraphrase_is_closer_than_an_unrelated_sentence(embedder) -> None:
