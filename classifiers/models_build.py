@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable
@@ -180,6 +181,29 @@ def _build_one(models_dir: Path, cache_dir: Path, artefact: Artefact, log: Calla
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_WORK_DIR = re.compile(r"^\.[\w-]+\.(?:tmp|old)-(\d+)$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_abandoned(models_dir: Path, log: Callable[[str], None] = print) -> None:
+    """Delete the work directories of builds whose process is gone (killed by a signal, its `finally` never
+    ran); a build still running keeps its own."""
+    for path in models_dir.iterdir():
+        match = _WORK_DIR.match(path.name)
+        if match and path.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            log(f"removed {path.name}, left by a build that did not finish")
+
+
 def _with_requirements(names: list[str]) -> list[str]:
     """names plus what they require, each after its requirements, in ARTEFACTS order otherwise."""
     wanted = set(names)
@@ -202,6 +226,7 @@ def build_all(
     if unknown:
         raise ValueError(f"unknown artefacts {sorted(unknown)}; known: {sorted(ARTEFACTS)}")
     models_dir.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(models_dir, log)
     paths = {}
     for name in _with_requirements(names):
         artefact = ARTEFACTS[name]

@@ -17,6 +17,7 @@ from classifiers.models_build import (
     TOXICITY_DIR,
     TOXICITY_HF_DIR,
     build_all,
+    remove_abandoned,
 )
 
 
@@ -45,6 +46,22 @@ def test_a_changed_requirement_changes_the_dependent_recipe(monkeypatch):
     changed = dataclasses.replace(ARTEFACTS["embeddings"], libraries=("numpy",))
     monkeypatch.setitem(ARTEFACTS, "embeddings", changed)
     assert ARTEFACTS["intent"].recipe_hash() != before
+
+
+def test_work_directories_of_killed_builds_are_removed_and_a_running_builds_kept(tmp_path):
+    import os
+    import subprocess
+
+    finished = subprocess.Popen(["true"])  # once reaped, no process holds its pid
+    finished.wait()
+    abandoned = [tmp_path / f".intent.tmp-{finished.pid}", tmp_path / f".toxicity.old-{finished.pid}"]
+    running = tmp_path / f".intent.tmp-{os.getpid()}"
+    for path in (*abandoned, running, tmp_path / "intent"):
+        path.mkdir()
+    logged = []
+    remove_abandoned(tmp_path, logged.append)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, "intent"])
+    assert len(logged) == 2
 
 
 def test_artefacts_are_in_place(models_dir):
