@@ -26,6 +26,8 @@ import statistics
 import time
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from classifiers.paths import models_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +177,10 @@ def main() -> None:
     inputs = sample_texts("input.jsonl", args.n)
     outputs = sample_texts("output.jsonl", args.n)
     results = {"machine": f"{os.cpu_count()} CPU cores", "texts_per_side": len(inputs)}
-    results["in_process"] = in_process(inputs, outputs)
+    # As in a 1-CPU replica, where Ray sets OMP_NUM_THREADS=1: a BLAS pool of its own (the logistic regressions'
+    # matrix products) spins against onnxruntime's threads and made the in-process figures swing by a third.
+    with threadpool_limits(limits=1, user_api="blas"):
+        results["in_process"] = in_process(inputs, outputs)
     print(json.dumps(results["in_process"], indent=2), flush=True)
     if not args.no_deployment:
         results["through_deployments"] = through_deployments(inputs, outputs)
