@@ -17,7 +17,10 @@ from classifiers.assets import sha256_file
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
-MAX_TOKENS = 128  # all-MiniLM-L6-v2 was trained on 128-token windows; longer texts are cut to their start
+MAX_TOKENS = 128  # all-MiniLM-L6-v2 was trained on 128-token windows
+# A longer text keeps its first HEAD_TOKENS tokens and its end: a long prompt usually puts its request after the
+# material it is about (a document, then "now write ..."), so cutting to the start alone dropped the request.
+HEAD_TOKENS = 32
 # The encoder's cost grows with the padded batch (rows x longest row), about 0.2 ms a token on 2 CPU cores, and
 # each run costs about as much again as some 16 tokens; texts are grouped by token length so that padding stays
 # below that (a 128-token text no longer pads thirty short prompts to 128), at most BATCH_TOKENS per run.
@@ -35,7 +38,7 @@ class SentenceEmbedder:
         directory = Path(directory)
         self.model_sha256 = sha256_file(directory / MODEL_FILE)
         self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
-        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
         if threads:
@@ -50,9 +53,9 @@ class SentenceEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         """An (n, dimension) float32 array."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        encodings = self._tokenizer.encode_batch(texts)
-        for batch in token_batches([len(e.ids) for e in encodings]):
-            out[batch] = self._embed_batch([encodings[i].ids for i in batch])
+        ids = [head_and_tail(e.ids) for e in self._tokenizer.encode_batch(texts)]
+        for batch in token_batches([len(text_ids) for text_ids in ids]):
+            out[batch] = self._embed_batch([ids[i] for i in batch])
         return out
 
     def _embed_batch(self, ids_per_text: list[list[int]]) -> np.ndarray:
@@ -67,6 +70,11 @@ class SentenceEmbedder:
         weights = mask[..., None].astype(np.float32)
         pooled = (states * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def head_and_tail(ids: list[int], limit: int = MAX_TOKENS, head: int = HEAD_TOKENS) -> list[int]:
+    """At most `limit` token ids: the first `head` (from [CLS]) and the last `limit - head` (to [SEP])."""
+    return ids if len(ids) <= limit else ids[:head] + ids[len(ids) - (limit - head) :]
 
 
 def token_batches(lengths: list[int]) -> list[list[int]]:
