@@ -168,8 +168,8 @@ def group_thresholds(proba: np.ndarray, classes: list[str], rows: list[Example])
     A text is decided as the policy decides it: its top non-benign category carries 1 - P(benign) and is
     compared with that category's threshold. The two groups' scores are calibrated differently (thousands of
     injection rows against tens of rows per harm category), so one threshold for both spends the false-positive
-    budget unevenly; the policy's per-category thresholds (configs/*.yaml) are chosen from this, on training
-    data, never on the evaluation sets."""
+    budget unevenly. The policy's thresholds (configs/*.yaml) are weighed against this, found on training data,
+    never against the evaluation sets (docs/evaluation.md)."""
     benign = classes.index(BENIGN)
     score = 1.0 - proba[:, benign]
     unsafe = proba.copy()
