@@ -27,7 +27,14 @@ def exchange_text(answer: str, question: str = "") -> str:
 
 class HarmfulAnswerScorer:
     """A `Scorer` over exchange texts: each instruction category's probability, the top one carrying their
-    whole mass (as `IntentModel.predict` does with the unsafe mass)."""
+    whole mass (as `IntentModel.predict` does with the unsafe mass).
+
+    The cascade watches the instruction categories' n-gram mass, not the whole unsafe mass: answers read unlike
+    the requests the models learnt from, so the n-gram member puts some mass on prompt-attack classes for most
+    of them, mass this scorer does not report. On the evaluation exchanges, the full ensemble scored none whose
+    n-gram instruction mass was under 0.1 above 0.31, under the answer check's review band. Watching the whole
+    mass sent the embedding member 59 % of those exchanges, watching what is scored about a third; the answer
+    check's decisions moved by one exchange each way (docs/evaluation.md)."""
 
     def __init__(self, model: IntentModel) -> None:
         self.model = model
@@ -36,5 +43,5 @@ class HarmfulAnswerScorer:
     def predict(self, texts: list[str]) -> list[dict[Category, float]]:
         return [
             top_carries_mass({category: row[category] for category in self.categories})
-            for row in self.model.probabilities(texts)
+            for row in self.model.probabilities(texts, watched=self.categories)
         ]

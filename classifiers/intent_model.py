@@ -20,6 +20,7 @@ evaluation reports are computed on) and leaves every other category its own prob
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import joblib
@@ -52,10 +53,13 @@ def stack_features(*member_probabilities: np.ndarray) -> np.ndarray:
     return np.hstack([np.log(np.clip(p, _FLOOR, 1.0)) for p in member_probabilities])
 
 
+def in_band(mass: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    return (mass > band[0]) & (mass < band[1])
+
+
 def unsure(ngram_probabilities: np.ndarray, benign_index: int, band: tuple[float, float]) -> np.ndarray:
     """The rows the embedding member must also read: n-gram unsafe mass strictly inside `band`."""
-    unsafe = 1.0 - ngram_probabilities[:, benign_index]
-    return (unsafe > band[0]) & (unsafe < band[1])
+    return in_band(1.0 - ngram_probabilities[:, benign_index], band)
 
 
 class IntentModel:
@@ -119,22 +123,31 @@ class IntentModel:
             embedded = self._embedding_head.predict_proba(self._embedder.embed(texts))
         return ngram, embedded
 
-    def class_probabilities(self, texts: list[str]) -> np.ndarray:
+    def class_probabilities(self, texts: list[str], watched: Collection[Category] | None = None) -> np.ndarray:
         """The calibrated class probabilities, (n, classes): combined where the n-gram member is unsure, the
-        n-gram member's own elsewhere."""
+        n-gram member's own elsewhere. Unsure means its mass on the `watched` categories (default: every unsafe
+        one) lies inside `embed_band`; a caller that decides on a few categories only watches those."""
         with sklearn.config_context(assume_finite=True):
             proba = self._ngram.predict_proba(texts)
-            rows = np.flatnonzero(unsure(proba, self._benign, self.embed_band))
+            if watched is None:
+                embed = unsure(proba, self._benign, self.embed_band)
+            else:
+                columns = [i for i, category in self._categories if category in watched]
+                embed = in_band(proba[:, columns].sum(axis=1), self.embed_band)
+            rows = np.flatnonzero(embed)
             if rows.size:
                 embedded = self._embedding_head.predict_proba(self._embedder.embed([texts[i] for i in rows]))
                 proba[rows] = self._combiner.predict_proba(stack_features(proba[rows], embedded))
         return proba
 
-    def probabilities(self, texts: list[str]) -> list[dict[Category, float]]:
-        """Per text, the probability of each non-benign category; benign is the remainder."""
+    def probabilities(
+        self, texts: list[str], watched: Collection[Category] | None = None
+    ) -> list[dict[Category, float]]:
+        """Per text, the probability of each non-benign category; benign is the remainder. `watched`: as in
+        `class_probabilities`."""
         if not texts:
             return []
-        proba = self.class_probabilities(texts)
+        proba = self.class_probabilities(texts, watched)
         return [{category: float(row[i]) for i, category in self._categories} for row in proba]
 
     def predict(self, texts: list[str]) -> list[dict[Category, float]]:
