@@ -25,6 +25,8 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import scipy.sparse
+import scipy.special
 import sklearn
 
 from classifiers.embeddings import SentenceEmbedder
@@ -62,6 +64,29 @@ def unsure(ngram_probabilities: np.ndarray, benign_index: int, band: tuple[float
     return in_band(1.0 - ngram_probabilities[:, benign_index], band)
 
 
+class LinearNgramMember:
+    """The n-gram member (a FeatureUnion of TF-IDF vectorisers, then a multinomial logistic regression) evaluated
+    as its parts: the vectorisers' features side by side, one sparse product, a softmax. The same probabilities
+    as the pipeline's `predict_proba` (tests/classifiers/test_intent_model.py compares them), without its
+    per-call validation in the pipeline, the union and the regression: about 1.5 ms a call, half the cost of
+    scoring one short text."""
+
+    def __init__(self, pipeline) -> None:
+        (_, union), (_, classifier) = pipeline.steps
+        if union.transformer_weights or any(isinstance(part, str) for _, part in union.transformer_list):
+            raise ValueError("the intent n-gram model's feature union must have no weights and no dropped parts")
+        if classifier.coef_.shape[0] != len(classifier.classes_):
+            raise ValueError("the intent n-gram model's classifier must be multinomial, one row per class")
+        self.classes_ = classifier.classes_
+        self._vectorizers = [vectorizer for _, vectorizer in union.transformer_list]
+        self._coef = np.ascontiguousarray(classifier.coef_.T)
+        self._intercept = classifier.intercept_
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        features = scipy.sparse.hstack([v.transform(texts) for v in self._vectorizers], format="csr")
+        return scipy.special.softmax(features @ self._coef + self._intercept, axis=1)
+
+
 class IntentModel:
     """Multiclass prompt-intent ensemble (prompt attacks and harm categories) on CPU."""
 
@@ -78,7 +103,7 @@ class IntentModel:
         for name, member in (("n-gram model", ngram), ("embedding head", embedding_head)):
             if [str(c) for c in member.classes_] != classes:
                 raise ValueError(f"intent {name} classes {list(member.classes_)} differ from the combiner's")
-        self._ngram = ngram
+        self._ngram = LinearNgramMember(ngram)
         self._embedding_head = embedding_head
         self._combiner = combiner
         self._embedder = embedder
