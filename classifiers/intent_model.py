@@ -68,8 +68,8 @@ class LinearNgramMember:
     """The n-gram member (a FeatureUnion of TF-IDF vectorisers, then a multinomial logistic regression) evaluated
     as its parts: the vectorisers' features side by side, one sparse product, a softmax. The same probabilities
     as the pipeline's `predict_proba` (tests/classifiers/test_intent_model.py compares them), without its
-    per-call validation in the pipeline, the union and the regression: about 1.5 ms a call, half the cost of
-    scoring one short text."""
+    per-call validation in the pipeline, the union and the regression: about 1 ms a call, a third of the cost
+    of scoring one short prompt."""
 
     def __init__(self, pipeline) -> None:
         (_, union), (_, classifier) = pipeline.steps

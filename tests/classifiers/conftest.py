@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from classifiers.embeddings import SentenceEmbedder
@@ -19,3 +21,18 @@ def embedder(models_dir: Path) -> SentenceEmbedder:
 @pytest.fixture(scope="session")
 def intent_model(models_dir: Path, embedder: SentenceEmbedder) -> IntentModel:
     return IntentModel.load(models_dir / INTENT_DIR, embedder)
+
+
+@pytest.fixture
+def both_members(intent_model: IntentModel) -> Callable[[list[str]], np.ndarray]:
+    """The ensemble's class probabilities with both members reading every text (the cascade's band opened)."""
+
+    def probabilities(texts: list[str]) -> np.ndarray:
+        band = intent_model.embed_band
+        try:
+            intent_model.embed_band = (0.0, 1.0)
+            return intent_model.class_probabilities(texts)
+        finally:
+            intent_model.embed_band = band
+
+    return probabilities

@@ -51,7 +51,7 @@ def test_a_harmful_walkthrough_scores_high_without_its_question(scorer) -> None:
     assert max(scores.values()) > 0.6
 
 
-def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, intent_model) -> None:
+def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, intent_model, both_members) -> None:
     from classifiers.intent_model import in_band, top_carries_mass, unsure
 
     exchanges = [
@@ -68,14 +68,8 @@ def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, intent_model) -
     # Harmless answers the whole-mass cascade would embed (prompt-attack mass) are read by the n-gram member alone.
     assert unsure(ngram, classes.index("benign"), intent_model.embed_band).tolist() == [False, True, True, True, True]
     assert embedded.tolist() == [False, False, False, True, True]
-    band = intent_model.embed_band
-    try:
-        intent_model.embed_band = (0.0, 1.0)
-        both_members = intent_model.class_probabilities(exchanges)
-    finally:
-        intent_model.embed_band = band
     served = intent_model.class_probabilities(exchanges, watched=scorer.categories)
-    np.testing.assert_allclose(served[embedded], both_members[embedded], atol=1e-5)
+    np.testing.assert_allclose(served[embedded], both_members(exchanges)[embedded], atol=1e-5)
     np.testing.assert_allclose(served[~embedded], ngram[~embedded])
     assert scorer.predict(exchanges) == [
         top_carries_mass(dict(zip(scorer.categories, row[watched].tolist(), strict=True))) for row in served
