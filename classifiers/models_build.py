@@ -162,10 +162,19 @@ def is_current(models_dir: Path, artefact: Artefact) -> bool:
     return stamp.is_file() and stamp.read_text().strip() == artefact.recipe_hash()
 
 
+# A build works in `.<directory>.tmp-<pid>` and moves the artefact it replaces to `.<directory>.old-<pid>`;
+# `remove_abandoned` parses the same names.
+_WORK_DIR = re.compile(r"^\.[\w-]+\.(?:tmp|old)-(\d+)$")
+
+
+def _work_dir(models_dir: Path, directory: str, kind: str) -> Path:
+    return models_dir / f".{directory}.{kind}-{os.getpid()}"
+
+
 def _build_one(models_dir: Path, cache_dir: Path, artefact: Artefact, log: Callable[[str], None]) -> None:
     final = models_dir / artefact.directory
-    tmp = models_dir / f".{artefact.directory}.tmp-{os.getpid()}"
-    old = models_dir / f".{artefact.directory}.old-{os.getpid()}"
+    tmp = _work_dir(models_dir, artefact.directory, "tmp")
+    old = _work_dir(models_dir, artefact.directory, "old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -179,9 +188,6 @@ def _build_one(models_dir: Path, cache_dir: Path, artefact: Artefact, log: Calla
         log(f"{artefact.name}: built in {time.perf_counter() - started:.1f} s -> {final}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-_WORK_DIR = re.compile(r"^\.[\w-]+\.(?:tmp|old)-(\d+)$")
 
 
 def _alive(pid: int) -> bool:
