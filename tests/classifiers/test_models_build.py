@@ -110,6 +110,16 @@ def test_evaluation_sets_are_never_trained_on(models_dir, cache_dir):
     assert not evaluated & {contamination_key(row.text) for row in load_all(cache_dir)}
 
 
+def test_the_quantised_encoder_stays_close_to_its_fp32_export(models_dir):
+    from classifiers.training.embedding_model import MIN_PROBE_COSINE, PROBE_TEXTS
+
+    provenance = json.loads((models_dir / EMBEDDING_DIR / "provenance.json").read_text())
+    assert provenance["files"]["model.onnx"]["sha256"] == sha256_file(models_dir / EMBEDDING_DIR / "model.onnx")
+    probe = provenance["probe_vs_fp32"]
+    assert probe["texts"] == len(PROBE_TEXTS)
+    assert MIN_PROBE_COSINE <= probe["min_cosine"] <= probe["mean_cosine"] < 1.0  # < 1: it is quantised
+
+
 def test_toxicity_provenance(models_dir):
     provenance = json.loads((models_dir / TOXICITY_DIR / "provenance.json").read_text())
     for key in ("packages", "versions", "training_data_sha256", "test_metrics", "built_at", "rows_per_source"):
