@@ -111,10 +111,11 @@ def test_evaluation_sets_are_never_trained_on(models_dir, cache_dir):
 
 
 def test_the_quantised_encoder_stays_close_to_its_fp32_export(models_dir):
-    from classifiers.training.embedding_model import MIN_PROBE_COSINE, PROBE_TEXTS
+    from classifiers.training.embedding_model import MIN_EXPORT_COSINE, MIN_PROBE_COSINE, PROBE_TEXTS
 
     provenance = json.loads((models_dir / EMBEDDING_DIR / "provenance.json").read_text())
     assert provenance["files"]["model.onnx"]["sha256"] == sha256_file(models_dir / EMBEDDING_DIR / "model.onnx")
+    assert provenance["export_vs_torch"]["min_cosine"] >= MIN_EXPORT_COSINE
     probe = provenance["probe_vs_fp32"]
     assert probe["texts"] == len(PROBE_TEXTS)
     assert MIN_PROBE_COSINE <= probe["min_cosine"] <= probe["mean_cosine"] < 1.0  # < 1: it is quantised
