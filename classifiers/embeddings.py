@@ -10,6 +10,8 @@ An embedding directory holds `model.onnx` and `tokenizer.json` (the `tokenizers`
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,12 @@ HEAD_TOKENS = 32
 
 
 class SentenceEmbedder:
-    """Texts to unit vectors on CPU through onnxruntime; `threads` bounds the intra-op thread pool."""
+    """Texts to unit vectors on CPU through onnxruntime.
+
+    Each run is one text on one thread, and a batch runs `threads` texts at a time (default: one per core). For
+    one short sequence a second intra-op thread mostly waits, while two texts side by side keep both cores busy:
+    on this project's 2-core CPU that embeds about half as many texts again a second (docs/evaluation.md, Speed).
+    """
 
     def __init__(self, directory: Path, threads: int | None = None) -> None:
         import onnxruntime
@@ -37,9 +44,11 @@ class SentenceEmbedder:
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        self.threads = threads or os.cpu_count() or 1
+        # onnxruntime releases the GIL during a run and allows concurrent runs of one session
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="embed") if self.threads > 1 else None
         self._session = onnxruntime.InferenceSession(
             str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )
@@ -48,9 +57,11 @@ class SentenceEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """An (n, dimension) float32 array, one run per text (no padding, and the same vector whatever the batch)."""
+        ids = [head_and_tail(encoding.ids) for encoding in self._tokenizer.encode_batch(texts)]
+        runs = self._pool.map(self._embed_one, ids) if self._pool and len(ids) > 1 else map(self._embed_one, ids)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, encoding in enumerate(self._tokenizer.encode_batch(texts)):
-            out[row] = self._embed_one(head_and_tail(encoding.ids))
+        for row, vector in enumerate(runs):
+            out[row] = vector
         return out
 
     def _embed_one(self, ids: list[int]) -> np.ndarray:

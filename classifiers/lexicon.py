@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -77,7 +77,7 @@ class _Skeleton:
     original text of the character that skeleton character `i` came from."""
 
     text: str
-    origin: tuple[int, ...]
+    origin: Sequence[int]
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         return self.origin[start], self.origin[end - 1] + 1
@@ -90,6 +90,8 @@ _BANG = re.compile(r"(?<=[^\W_])!(?=[^\W_])")
 def _skeleton(text: str) -> _Skeleton:
     """NFKD-decomposed, case-folded, accents and invisible characters dropped, look-alike letters folded
     and leetspeak undone; each step maps one character to one, so every character keeps its origin."""
+    if text.isascii():  # nothing to decompose, drop or fold: character i comes from character i
+        return _Skeleton(deleet(_BANG.sub("i", text.lower())), range(len(text)))
     chars: list[str] = []
     origin: list[int] = []
     for index, ch in enumerate(text):

@@ -25,6 +25,8 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 def _visible(text: str) -> str:
+    if text.isascii():  # every Cf character lies beyond ASCII
+        return text
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 

@@ -35,7 +35,12 @@ class IntentModelConfig(_Config):
     embedding_path: str = Field(
         "minilm", description="Sentence-encoder directory (model.onnx + tokenizer.json) the model was trained on."
     )
-    threads: int | None = Field(None, ge=1, description="onnxruntime intra-op threads (default: one per core).")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="Texts the sentence encoder runs at once, one onnxruntime thread each (default: the CPUs "
+        "Ray assigns the replica, rounded up).",
+    )
     embed_band: tuple[Probability, Probability] = Field(
         DEFAULT_EMBED_BAND,
         description="Run the embedding member only on texts whose n-gram unsafe score lies inside this band; "

@@ -10,11 +10,12 @@ from classifiers.intent_model import IntentModel
 from classifiers.paths import resolve_model_path
 from classifiers.verdict import Verdict
 from deployments.config import IntentClassifierConfig, IntentModelConfig
+from deployments.devices import cpu_threads
 from deployments.scores import observe_scores
 
 
 def load_intent_model(config: IntentModelConfig) -> IntentModel:
-    embedder = SentenceEmbedder(resolve_model_path(config.embedding_path), threads=config.threads)
+    embedder = SentenceEmbedder(resolve_model_path(config.embedding_path), threads=cpu_threads(config.threads))
     return IntentModel.load(resolve_model_path(config.model_path), embedder, config.embed_band)
 
 

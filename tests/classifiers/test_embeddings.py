@@ -3,9 +3,12 @@ embedding member uses it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from classifiers.embeddings import HEAD_TOKENS, MAX_TOKENS, head_and_tail
+from classifiers.embeddings import HEAD_TOKENS, MAX_TOKENS, SentenceEmbedder, head_and_tail
+from classifiers.models_build import EMBEDDING_DIR
 
 
 def test_vectors_are_unit_length_and_independent_of_the_batch(embedder) -> None:
@@ -16,6 +19,14 @@ def test_vectors_are_unit_length_and_independent_of_the_batch(embedder) -> None:
     alone = np.vstack([embedder.embed([text]) for text in reversed(texts)])[::-1]
     # exactly: the int8 encoder quantises activations per run, and each text is a run of its own
     assert np.array_equal(together, alone)
+
+
+def test_a_batch_run_side_by_side_on_threads_gives_the_one_thread_vectors_in_order(models_dir: Path) -> None:
+    texts = [f"sentence {i}: " + "about trains and timetables " * i for i in range(7)]
+    one_thread = SentenceEmbedder(models_dir / EMBEDDING_DIR, threads=1).embed(texts)
+    three_threads = SentenceEmbedder(models_dir / EMBEDDING_DIR, threads=3).embed(texts)
+    assert np.array_equal(one_thread, three_threads)
+    assert len({row.tobytes() for row in three_threads}) == len(texts)
 
 
 def test_a_long_text_keeps_its_start_and_its_end() -> None:
