@@ -79,10 +79,21 @@ class Generator:
     ) -> AsyncIterator[str | ToolCall | StreamEnd]:
         banned = await self._banned()
         pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params, banned))
+        read: asyncio.Future | None = None
         try:
-            while (piece := await asyncio.to_thread(next, pieces, _END)) is not _END:
+            while True:
+                read = asyncio.ensure_future(asyncio.to_thread(next, pieces, _END))
+                # shielded: a cancelled request leaves the read running in its thread, and it must be awaited
+                if (piece := await asyncio.shield(read)) is _END:
+                    break
                 yield piece
         finally:
+            # The backend's stream can only be closed once its thread has left next() ("generator already
+            # executing"). Left open, the garbage collector would close it at some later moment, possibly inside
+            # the HTTP client's connection pool while that thread holds the pool's lock, which the close then
+            # waits on forever: every later request to the upstream hung behind it.
+            if read is not None:
+                await asyncio.wait([read])
             await asyncio.to_thread(pieces.close)
 
     async def ready(self) -> bool:
