@@ -81,8 +81,13 @@ class OutputModerator:
         """`moderate`, keeping the model scores and the rule-based part of each verdict apart as well."""
         checked = [self.lexicon.check(text, layer=LAYER, lexicon=self.words) for text in texts]
         masked = [apply_redactions(text, words.redactions) for text, words in zip(texts, checked, strict=True)]
-        own = ensemble_predict(self.scorers, masked) if texts else []
-        in_context = self._answer_scores(masked, questions or [""] * len(texts)) if texts else []
+        # A blank text (a tool-call answer's content) gives the models nothing to read, and they read nothing
+        # wrongly: the toxicity model scores an empty string 0.74 harassment.
+        read = [i for i, text in enumerate(masked) if text.strip()]
+        read_texts = [masked[i] for i in read]
+        read_questions = [(questions or [""] * len(texts))[i] for i in read]
+        own = _placed(ensemble_predict(self.scorers, read_texts) if read else [], read, len(texts))
+        in_context = _placed(self._answer_scores(read_texts, read_questions) if read else [], read, len(texts))
         flags = strict or [False] * len(texts)
         return [self._decide(*parts) for parts in zip(texts, own, in_context, checked, flags, strict=True)]
 
@@ -124,3 +129,11 @@ class OutputModerator:
         if verdict.action is not Action.BLOCK and redactions:
             verdict = replace(verdict, reasons=verdict.reasons + redaction_reasons(redactions), redactions=redactions)
         return Assessment(verdict, merged, rules)
+
+
+def _placed(scores: list[dict[Category, float]], rows: list[int], n: int) -> list[dict[Category, float]]:
+    """Scores of some of n rows put back in their places; the other rows have none."""
+    placed: list[dict[Category, float]] = [{} for _ in range(n)]
+    for row, row_scores in zip(rows, scores, strict=True):
+        placed[row] = row_scores
+    return placed

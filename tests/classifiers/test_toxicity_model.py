@@ -6,8 +6,12 @@ import pytest
 import torch
 
 from classifiers.models_build import TOXICITY_CKPT, TOXICITY_HF_DIR
+from classifiers.moderation import OutputModerator
+from classifiers.patterns import PatternSet
+from classifiers.policy import Bands, ThresholdPolicy
 from classifiers.taxonomy import Category
 from classifiers.toxicity_model import DetoxifyScorer
+from classifiers.verdict import Action
 
 DETOXIFY_NAMES = {"toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack"}
 
@@ -50,3 +54,15 @@ def test_loads_a_checkpoint_naming_a_hub_model(models_dir, tmp_path):
     reference = DetoxifyScorer(models_dir / TOXICITY_CKPT, models_dir / TOXICITY_HF_DIR)
     text = ["You are a worthless idiot."]
     assert scorer.raw_predict(text)[0] == pytest.approx(reference.raw_predict(text)[0])
+
+
+def test_a_blank_answer_is_not_given_to_the_model(scorer):
+    """A tool-call answer has no content. The model reads an empty string as harassment (about 0.74), so the
+    Moderator must not ask it, or every such answer would go to review."""
+    (empty,) = scorer.predict([""])
+    assert empty[Category.HARASSMENT] > 0.5  # why the Moderator skips blank texts
+    moderator = OutputModerator(PatternSet([], layer="moderator"), [scorer], ThresholdPolicy(default=Bands()))
+    blank, spaces, insult = moderator.assess(["", "  \n", "You are a worthless idiot."])
+    assert blank.verdict.action is spaces.verdict.action is Action.ALLOW
+    assert blank.model_scores == spaces.model_scores == {}
+    assert insult.verdict.action is not Action.ALLOW  # the rows around them are still scored, in their places
