@@ -5,7 +5,8 @@ The last user message picks the script by its topic, in plain words that no inpu
 (the unsafe script), `harbour` (the script with a passage the tests' Moderator sends to review in a `hold`
 category), `canal` (the script the shipped policy blocks), `market` (fails twice with 503, then the clean
 script), `lighthouse` (1,000 words), `postcard` (an answer with an email address in it), `forecast` (a call to
-`get_weather`), `parcel` (a call to `send_email`), `glacier` (stalls for `stall_s`: before answering, or after
+`get_weather`), `parcel` (a call to `send_email`), `umbrella` and `drizzle` (calls to `get_weather` whose
+arguments carry an email address and an AWS access key), `glacier` (stalls for `stall_s`: before answering, or after
 the first chunk of a stream); any other prompt gets the clean script. Streams send `words_per_chunk` words per
 chunk (one by default), `delay_s` apart, and a tool call as OpenAI streams one: its id and name, then its
 arguments in fragments. Every request body is kept, so a test can check exactly what the model server
@@ -42,7 +43,13 @@ LONG = [f"word-{i:03d}" for i in range(1, 1001)]
 EMAIL_ADDRESS = "ada.lovelace@example.org"
 POSTCARD = ["Send", "it", "to", EMAIL_ADDRESS, "please."]
 # Topic -> (tool name, arguments): the model answers with this call instead of text.
-TOOL_CALLS = {"forecast": ("get_weather", '{"city": "Paris"}'), "parcel": ("send_email", '{"to": "ops"}')}
+AWS_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"  # AWS's own documentation example, not a live key
+TOOL_CALLS = {
+    "forecast": ("get_weather", '{"city": "Paris"}'),
+    "parcel": ("send_email", '{"to": "ops"}'),
+    "umbrella": ("get_weather", json.dumps({"city": "Paris", "notify": EMAIL_ADDRESS})),
+    "drizzle": ("get_weather", json.dumps({"city": "Paris", "api_key": AWS_ACCESS_KEY})),
+}
 
 
 def last_user_text(messages: list[dict]) -> str:

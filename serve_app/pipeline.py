@@ -276,6 +276,61 @@ async def moderate(gateway: Gateway, ctx: RequestContext, access: Access, text: 
         )
 
 
+async def moderate_answer(
+    gateway: Gateway, ctx: RequestContext, access: Access, text: str, calls: Sequence[ToolCall], question: str
+) -> tuple[Verdict, list[ToolCall]]:
+    """The verdict on an answer and the tool calls it makes, and the calls as they may be delivered.
+
+    Each call's arguments are moderated as a text of their own, after the question, beside the answer: the client
+    runs the call, so its arguments reach the world as surely as the answer reaches the user, and they can carry
+    what the answer must not (a secret or someone's address to send, instructions to write to a file). The
+    strongest verdict decides, then the capability gate; the answer's redactions stay on the verdict, and each
+    call's are applied to its arguments."""
+    if not calls:
+        return gate_tool_calls(access, calls, await moderate(gateway, ctx, access, text, question)), []
+    with ctx.timer.stage("moderate"):
+        answer, *per_call = await asyncio.gather(
+            *(
+                gateway.safety_call(
+                    "moderator",
+                    gateway.handles.moderator.moderate.remote(checked, question, access.strict),
+                    gateway.config.timeouts.moderate_s,
+                )
+                for checked in [text, *(call.arguments for call in calls)]
+            )
+        )
+    checked_calls = [redact_tool_call(call, verdict) for call, verdict in zip(calls, per_call, strict=True)]
+    verdict = strongest([answer, *(verdict for _call, verdict in checked_calls)], layer=answer.layer)
+    if verdict.action is not Action.BLOCK:
+        verdict = replace(verdict, redactions=answer.redactions)
+    return gate_tool_calls(access, calls, verdict), [call for call, _verdict in checked_calls]
+
+
+def redact_tool_call(call: ToolCall, verdict: Verdict) -> tuple[ToolCall, Verdict]:
+    """The call with its arguments' redactions applied, and its verdict with reasons that name the call. Arguments
+    that were JSON and no longer parse once redacted block the answer: the client could not run the call."""
+    verdict = replace(verdict, reasons=tuple(f"tool_call:{call.name}:{reason}" for reason in verdict.reasons))
+    if verdict.action is Action.BLOCK or not verdict.redactions:
+        return call, replace(verdict, redactions=())
+    arguments = apply_redactions(call.arguments, verdict.redactions)
+    if is_json(call.arguments) and not is_json(arguments):
+        return call, Verdict(
+            layer=verdict.layer,
+            action=Action.BLOCK,
+            score=1.0,
+            reasons=(f"tool_call:{call.name}:redaction_broke_arguments",),
+        )
+    return replace(call, arguments=arguments), replace(verdict, redactions=())
+
+
+def is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 async def moderate_many(gateway: Gateway, ctx: RequestContext, access: Access, texts: list[str]) -> list[Verdict]:
     """The Moderator's verdicts on texts that answer nothing (a `/v1/moderations` array), in one call."""
     with ctx.timer.stage("moderate"):
@@ -367,9 +422,7 @@ async def complete(
             raise
     await settle(gateway, ctx, access, completion.prompt_tokens + completion.completion_tokens)
     count_tokens(ctx, completion.prompt_tokens, completion.completion_tokens)
-    verdict = gate_tool_calls(
-        access, completion.tool_calls, await moderate(gateway, ctx, access, completion.text, request_text)
-    )
+    verdict, calls = await moderate_answer(gateway, ctx, access, completion.text, completion.tool_calls, request_text)
     await report(gateway, ctx, access, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
     delivered = apply_redactions(completion.text, verdict.redactions)
@@ -385,10 +438,9 @@ async def complete(
     withheld = blocked or review_id is not None
     tool_calls = (
         None
-        if withheld or not completion.tool_calls
+        if withheld or not calls
         else [
-            ToolCallOut(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments))
-            for call in completion.tool_calls
+            ToolCallOut(id=call.id, function=FunctionCall(name=call.name, arguments=call.arguments)) for call in calls
         ]
     )
     first_text_sent(ctx, stream=False)
@@ -501,7 +553,7 @@ async def stream_completion(
                 checked, unchecked = len(held.pending), 0
                 check = asyncio.ensure_future(moderate(gateway, ctx, access, held.text, request_text))
         text = held.text
-        verdict = gate_tool_calls(access, tail.calls, await moderate(gateway, ctx, access, text, request_text))
+        verdict, calls = await moderate_answer(gateway, ctx, access, text, tail.calls, request_text)
         if hold is not None and verdict.action is not Action.BLOCK and not holds(gateway, verdict):
             verdict = replace(hold, redactions=verdict.redactions)
         if holds(gateway, verdict):
@@ -517,8 +569,8 @@ async def stream_completion(
         else:
             for piece in ready:
                 yield content(piece)
-            if tail.calls:
-                yield chunk(Delta(tool_calls=tool_call_deltas(tail.calls)), "tool_calls")
+            if calls:
+                yield chunk(Delta(tool_calls=tool_call_deltas(calls)), "tool_calls")
             else:
                 yield chunk(Delta(), tail.finish_reason)
     except SafeServeError as exc:

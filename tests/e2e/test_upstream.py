@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from bench.scripted_upstream import CLEAN, EMAIL_ADDRESS, HELD, UNSAFE, ScriptedUpstream
+from bench.scripted_upstream import AWS_ACCESS_KEY, CLEAN, EMAIL_ADDRESS, HELD, UNSAFE, ScriptedUpstream
 from classifiers.steering import OPERATOR_HEADER
 from serve_app.tokens import TokenCounter
 from tests.conftest import session_app_config
@@ -198,7 +198,8 @@ def test_a_tier_with_its_own_steering_sends_its_own_preamble(base_url, admin_key
     assert chat(base_url, trusted, "Tell me about a quiet afternoon in the park.", stream=True).status_code == 200
     assert upstream.received[-1]["messages"][0] == {"role": "system", "content": TRUSTED_PREAMBLE}
     # A tier without its own (the user key's, standard) keeps the default preamble.
-    assert chat(base_url, user_key, "Tell me about a quiet afternoon in the park.", stream=False).status_code == 200
+    response = chat(base_url, user_key, "Tell me about a quiet afternoon in the park.", stream=False)
+    assert response.status_code == 200, response.text
     default = deployment_config(session_app_config(), "Generator")["user_config"]["steering"]["system_prompt"]
     assert upstream.received[-1]["messages"][0]["content"].startswith(default.strip())
 
@@ -245,6 +246,32 @@ def test_a_tool_call_the_tier_does_not_allow_never_reaches_the_client(
     record = incident_for(redis_server, response.headers["x-request-id"])
     assert (record["layer"], record["action"]) == ("capability_gate", "block")
     assert record["reasons"] == ["tool_call_not_allowed:send_email"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_personal_data_in_a_tool_calls_arguments_is_redacted_and_the_call_still_parses(
+    base_url, user_key, upstream, stream
+) -> None:
+    response = chat(
+        base_url, user_key, "Should I pack an umbrella for Paris this weekend?", stream, tools=[WEATHER_TOOL]
+    )
+    content, calls, finish = answer(response, stream)
+    assert finish == "tool_calls" and EMAIL_ADDRESS not in response.text
+    assert json.loads(calls[0]["function"]["arguments"]) == {"city": "Paris", "notify": "[email]"}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_secret_in_a_tool_calls_arguments_blocks_the_answer(
+    base_url, admin_key, upstream, redis_server, stream
+) -> None:
+    # a user of its own: the block costs reputation, which the shared user key's later tests must not lose
+    key = create_key(base_url, admin_key, user_id=f"tool-secret-{stream}")["key"]
+    response = chat(base_url, key, "Is drizzle likely in Paris this afternoon?", stream, tools=[WEATHER_TOOL])
+    content, calls, finish = answer(response, stream)
+    assert finish == "content_filter" and calls == [] and AWS_ACCESS_KEY not in response.text
+    record = incident_for(redis_server, response.headers["x-request-id"])
+    assert (record["layer"], record["action"], record["category"]) == ("moderator", "block", "secrets")
+    assert record["reasons"] and all(reason.startswith("tool_call:get_weather:") for reason in record["reasons"])
 
 
 def test_a_tool_turn_reaches_the_model_with_its_call_and_result_linked(base_url, user_key, upstream) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -77,3 +79,34 @@ def test_tool_calls_the_model_emits_pass_the_same_gate() -> None:
     blocked = gate_tool_calls(access, calls("get_weather", "delete_files"), redacted)
     assert blocked.action is Action.BLOCK and blocked.layer == "capability_gate"
     assert blocked.reasons == ("tool_call_not_allowed:delete_files",)
+
+
+def test_a_tool_calls_arguments_are_redacted_in_place_and_still_parse() -> None:
+    from classifiers.sensitive_data import SensitiveDataPolicy
+    from classifiers.verdict import Action
+    from deployments.generation import ToolCall
+    from serve_app.pipeline import redact_tool_call
+
+    call = ToolCall(id="call_1", name="send_note", arguments='{"to": "ada.lovelace@example.org", "body": "hi"}')
+    found = SensitiveDataPolicy().check(call.arguments, layer="moderator")
+    delivered, verdict = redact_tool_call(call, found)
+    assert json.loads(delivered.arguments) == {"to": "[email]", "body": "hi"}
+    assert verdict.action is Action.ALLOW and verdict.redactions == ()  # they belong to the arguments, not the answer
+    assert (delivered.id, delivered.name) == (call.id, call.name)
+
+    secret = ToolCall(id="call_2", name="send_note", arguments='{"key": "AKIAIOSFODNN7EXAMPLE"}')
+    kept, blocked = redact_tool_call(secret, SensitiveDataPolicy().check(secret.arguments, layer="moderator"))
+    assert blocked.action is Action.BLOCK and kept == secret  # never delivered, so nothing to redact
+    assert blocked.reasons and all(reason.startswith("tool_call:send_note:") for reason in blocked.reasons)
+
+
+def test_a_redaction_that_would_break_a_calls_json_blocks_it() -> None:
+    from classifiers.taxonomy import Category
+    from classifiers.verdict import Action, Redaction, Verdict
+    from deployments.generation import ToolCall
+    from serve_app.pipeline import redact_tool_call
+
+    call = ToolCall(id="call_1", name="send_note", arguments='{"to": "x"}')
+    across_a_quote = Verdict(layer="moderator", redactions=(Redaction("email", Category.PRIVACY, 7, 11, "[email]"),))
+    _, verdict = redact_tool_call(call, across_a_quote)
+    assert verdict.action is Action.BLOCK and verdict.reasons == ("tool_call:send_note:redaction_broke_arguments",)
