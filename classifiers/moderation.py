@@ -83,11 +83,13 @@ class OutputModerator:
         masked = [apply_redactions(text, words.redactions) for text, words in zip(texts, checked, strict=True)]
         # A blank text (a tool-call answer's content) gives the models nothing to read, and they read nothing
         # wrongly: the toxicity model scores an empty string 0.74 harassment.
+        questions = questions or [""] * len(texts)
         read = [i for i, text in enumerate(masked) if text.strip()]
         read_texts = [masked[i] for i in read]
-        read_questions = [(questions or [""] * len(texts))[i] for i in read]
         own = _placed(ensemble_predict(self.scorers, read_texts) if read else [], read, len(texts))
-        in_context = _placed(self._answer_scores(read_texts, read_questions) if read else [], read, len(texts))
+        in_context = _placed(
+            self._answer_scores(read_texts, [questions[i] for i in read]) if read else [], read, len(texts)
+        )
         flags = strict or [False] * len(texts)
         return [self._decide(*parts) for parts in zip(texts, own, in_context, checked, flags, strict=True)]
 
