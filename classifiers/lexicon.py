@@ -90,8 +90,8 @@ _BANG = re.compile(r"(?<=[^\W_])!(?=[^\W_])")
 def _skeleton(text: str) -> _Skeleton:
     """NFKD-decomposed, case-folded, accents and invisible characters dropped, look-alike letters folded
     and leetspeak undone; each step maps one character to one, so every character keeps its origin."""
-    if text.isascii():  # nothing to decompose, drop or fold: character i comes from character i
-        return _Skeleton(deleet(_BANG.sub("i", text.lower())), range(len(text)))
+    if text.isascii():  # nothing to decompose or drop: character i comes from character i
+        return _Skeleton(_fold(text.lower()), range(len(text)))
     chars: list[str] = []
     origin: list[int] = []
     for index, ch in enumerate(text):
@@ -105,8 +105,12 @@ def _skeleton(text: str) -> _Skeleton:
             if not unicodedata.combining(part):
                 chars.append(part)
                 origin.append(index)
-    folded = deleet(_BANG.sub("i", fold_homoglyphs("".join(chars))))
-    return _Skeleton(folded, tuple(origin))
+    return _Skeleton(_fold("".join(chars)), tuple(origin))
+
+
+def _fold(lowered: str) -> str:
+    """Look-alike letters, "!" for i and leetspeak undone, one character for one."""
+    return deleet(_BANG.sub("i", fold_homoglyphs(lowered)))
 
 
 _WORD = re.compile(r"[^\W_]+")

@@ -29,8 +29,9 @@ def cpu_threads(configured: int | None) -> int:
     machine's cores inside Ray: a replica given one CPU on a 64-core node would start 64 threads."""
     if configured:
         return configured
-    if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:  # in a replica
-        assigned = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    context = ray.get_runtime_context() if ray.is_initialized() else None
+    if context is not None and context.get_actor_id() is not None:  # in a replica
+        assigned = context.get_assigned_resources().get("CPU")
         if assigned:
             return max(1, math.ceil(assigned))
     return os.cpu_count() or 1

@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from asyncio import FIRST_COMPLETED
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 
 from redis.exceptions import RedisError
@@ -269,11 +269,16 @@ async def screen_input(gateway: Gateway, ctx: RequestContext, access: Access, tu
 async def moderate(gateway: Gateway, ctx: RequestContext, access: Access, text: str, question: str = "") -> Verdict:
     """The Moderator's verdict on `text`; `question` (what the text answers) lets it judge the answer in context."""
     with ctx.timer.stage("moderate"):
-        return await gateway.safety_call(
-            "moderator",
-            gateway.handles.moderator.moderate.remote(text, question, access.strict),
-            gateway.config.timeouts.moderate_s,
-        )
+        return await moderator_verdict(gateway, access, text, question)
+
+
+def moderator_verdict(gateway: Gateway, access: Access, text: str, question: str) -> Awaitable[Verdict]:
+    """The Moderator's call for one text, failing as the policy says; callers time it."""
+    return gateway.safety_call(
+        "moderator",
+        gateway.handles.moderator.moderate.remote(text, question, access.strict),
+        gateway.config.timeouts.moderate_s,
+    )
 
 
 async def moderate_answer(
@@ -288,17 +293,9 @@ async def moderate_answer(
     call's are applied to its arguments."""
     if not calls:
         return gate_tool_calls(access, calls, await moderate(gateway, ctx, access, text, question)), []
+    checked = [text, *(call.arguments for call in calls)]
     with ctx.timer.stage("moderate"):
-        answer, *per_call = await asyncio.gather(
-            *(
-                gateway.safety_call(
-                    "moderator",
-                    gateway.handles.moderator.moderate.remote(checked, question, access.strict),
-                    gateway.config.timeouts.moderate_s,
-                )
-                for checked in [text, *(call.arguments for call in calls)]
-            )
-        )
+        answer, *per_call = await asyncio.gather(*(moderator_verdict(gateway, access, t, question) for t in checked))
     checked_calls = [redact_tool_call(call, verdict) for call, verdict in zip(calls, per_call, strict=True)]
     verdict = strongest([answer, *(verdict for _call, verdict in checked_calls)], layer=answer.layer)
     if verdict.action is not Action.BLOCK:
