@@ -1,16 +1,18 @@
 """Load and run the intent ensemble built by classifiers.training.intent_trainer.
 
-Two complementary members score each text over the same classes ("benign" plus Category values):
+Three complementary members score each text over the same classes ("benign" plus Category values):
 - a word + character n-gram TF-IDF logistic regression (`ngram.joblib`): exact phrasing, obfuscated spellings;
-- a classifier head on all-MiniLM-L6-v2 sentence embeddings (`embedding_head.joblib`): meaning, paraphrase.
+- a classifier head on all-MiniLM-L6-v2 sentence embeddings (`embedding_head.joblib`): meaning, paraphrase;
+- the training rows nearest to the text's embedding (`neighbours.npz`, classifiers.neighbours): families of
+  prompts the head's flat boundaries cut through.
 A stacking logistic regression (`combiner.joblib`), fit on the members' out-of-fold probabilities, turns their
 log-probabilities into one calibrated distribution per text.
 
-The members run as a cascade: the n-gram member (about 0.3 ms a text) scores every text, and the embedding member
-(about 30 times dearer) only those whose n-gram unsafe mass lies inside `embed_band`; where the n-gram member is
-sure, its own distribution is the answer. With the default band the embedding member runs on about a fifth of
-real prompts, and recall and false positives stay those of the full ensemble (the trainer reports both out of
-fold; docs/evaluation.md).
+The members run as a cascade: the n-gram member (about 0.3 ms a text) scores every text, and the two embedding
+members (about 30 times dearer together) only those whose n-gram unsafe mass lies inside `embed_band`; where the
+n-gram member is sure, its own distribution is the answer. With the default band the embedding members run on about
+a fifth of real prompts, and recall and false positives stay close to the full ensemble's (the trainer reports both
+out of fold; docs/evaluation.md).
 
 A softmax splits one text's unsafe probability across related classes (an attack may be 0.4 jailbreak + 0.35
 injection), so `predict` gives the most likely category the whole unsafe mass 1 - P(benign) (the score the
@@ -30,6 +32,7 @@ import scipy.special
 import sklearn
 
 from classifiers.embeddings import SentenceEmbedder
+from classifiers.neighbours import NEIGHBOURS_FILE, NearestNeighbours
 from classifiers.taxonomy import Category
 
 NGRAM_FILE = "ngram.joblib"
@@ -60,7 +63,7 @@ def in_band(mass: np.ndarray, band: tuple[float, float]) -> np.ndarray:
 
 
 def unsure(ngram_probabilities: np.ndarray, benign_index: int, band: tuple[float, float]) -> np.ndarray:
-    """The rows the embedding member must also read: n-gram unsafe mass strictly inside `band`."""
+    """The rows the embedding members must also read: n-gram unsafe mass strictly inside `band`."""
     return in_band(1.0 - ngram_probabilities[:, benign_index], band)
 
 
@@ -94,6 +97,7 @@ class IntentModel:
         self,
         ngram,
         embedding_head,
+        neighbours: NearestNeighbours,
         combiner,
         embedder: SentenceEmbedder,
         provenance: dict,
@@ -103,12 +107,15 @@ class IntentModel:
         for name, member in (("n-gram model", ngram), ("embedding head", embedding_head)):
             if [str(c) for c in member.classes_] != classes:
                 raise ValueError(f"intent {name} classes {list(member.classes_)} differ from the combiner's")
+        if neighbours.n_classes != len(classes):
+            raise ValueError(f"intent neighbours vote over {neighbours.n_classes} classes, the combiner {len(classes)}")
         self._ngram = LinearNgramMember(ngram)
         self._embedding_head = embedding_head
+        self._neighbours = neighbours
         self._combiner = combiner
         self._embedder = embedder
         self.provenance = provenance
-        self.embed_band = embed_band  # (0, 1) runs both members on every text
+        self.embed_band = embed_band  # (0, 1) runs every member on every text
         self._benign = classes.index(BENIGN)
         self._categories = [(i, Category(c)) for i, c in enumerate(classes) if c != BENIGN]
 
@@ -133,20 +140,31 @@ class IntentModel:
                 f"but the configured encoder is {embedder.model_sha256[:12]}...: point `embedding_path` at the "
                 "encoder it was trained with, or retrain the intent model on the new one"
             )
-        members = [joblib.load(directory / name) for name in (NGRAM_FILE, EMBEDDING_HEAD_FILE, COMBINER_FILE)]
-        return cls(*members, embedder=embedder, provenance=provenance, embed_band=embed_band)
+        if not (directory / NEIGHBOURS_FILE).is_file():
+            raise RuntimeError(
+                f"intent model at {directory} has no {NEIGHBOURS_FILE} (built before the neighbours member): "
+                "rebuild it (safeserve models build)"
+            )
+        ngram, embedding_head, combiner = (
+            joblib.load(directory / name) for name in (NGRAM_FILE, EMBEDDING_HEAD_FILE, COMBINER_FILE)
+        )
+        neighbours = NearestNeighbours.load(directory / NEIGHBOURS_FILE)
+        return cls(ngram, embedding_head, neighbours, combiner, embedder, provenance, embed_band)
 
     @property
     def categories(self) -> list[Category]:
         """The categories this model scores (the keys of every `predict` result)."""
         return [category for _, category in self._categories]
 
-    def member_probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Each member's class probabilities, (n, classes) each, in the combiner's class order."""
+    def member_probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each member's class probabilities (n-gram, embedding head, neighbours), (n, classes) each, in the
+        combiner's class order."""
         with sklearn.config_context(assume_finite=True):
-            ngram = self._ngram.predict_proba(texts)
-            embedded = self._embedding_head.predict_proba(self._embedder.embed(texts))
-        return ngram, embedded
+            return self._ngram.predict_proba(texts), *self._embedding_members(texts)
+
+    def _embedding_members(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        vectors = self._embedder.embed(texts)
+        return self._embedding_head.predict_proba(vectors), self._neighbours.predict_proba(vectors)
 
     def class_probabilities(self, texts: list[str], watched: Collection[Category] | None = None) -> np.ndarray:
         """The calibrated class probabilities, (n, classes): combined where the n-gram member is unsure, the
@@ -161,8 +179,8 @@ class IntentModel:
                 embed = in_band(proba[:, columns].sum(axis=1), self.embed_band)
             rows = np.flatnonzero(embed)
             if rows.size:
-                embedded = self._embedding_head.predict_proba(self._embedder.embed([texts[i] for i in rows]))
-                proba[rows] = self._combiner.predict_proba(stack_features(proba[rows], embedded))
+                embedded = self._embedding_members([texts[i] for i in rows])
+                proba[rows] = self._combiner.predict_proba(stack_features(proba[rows], *embedded))
         return proba
 
     def probabilities(

@@ -123,6 +123,7 @@ ARTEFACTS: dict[str, Artefact] = {
             _TRAINING / "eval_data.py",
             _TRAINING / "intent_trainer.py",
             _PACKAGE_ROOT / "intent_model.py",
+            _PACKAGE_ROOT / "neighbours.py",
             _PACKAGE_ROOT / "embeddings.py",
             _PACKAGE_ROOT / "taxonomy.py",
         ),

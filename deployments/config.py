@@ -43,8 +43,8 @@ class IntentModelConfig(_Config):
     )
     embed_band: tuple[Probability, Probability] = Field(
         DEFAULT_EMBED_BAND,
-        description="Run the embedding member only on texts whose n-gram unsafe score lies inside this band; "
-        "[0, 1] runs both members on every text.",
+        description="Run the embedding members only on texts whose n-gram unsafe score lies inside this band; "
+        "[0, 1] runs every member on every text.",
     )
 
     @field_validator("embed_band")

@@ -4,10 +4,12 @@
   text, sees exact phrasing and obfuscated spellings.
 - embedding member: a logistic regression on all-MiniLM-L6-v2 sentence embeddings (classifiers.embeddings).
   Sees meaning: paraphrases and requests worded unlike any training row.
-- combiner: a multinomial logistic regression on both members' log-probabilities, fit on their out-of-fold
+- neighbours member: the training rows nearest to a text's embedding vote on its class
+  (classifiers.neighbours). Sees the pockets of meaning the head's flat boundaries cut through.
+- combiner: a multinomial logistic regression on the members' log-probabilities, fit on their out-of-fold
   predictions (so it learns how far to trust each where it has not seen the text), which is what calibrates
   the final per-category probabilities.
-- as served, a cascade (classifiers.intent_model): the embedding member only reads texts the n-gram member is
+- as served, a cascade (classifiers.intent_model): the embedding members only read texts the n-gram member is
   unsure of; its out-of-fold figures are reported beside the full ensemble's.
 
 Folds are group-aware (augmented or leetspeak variants of one prompt never straddle them); the reported metrics
@@ -40,6 +42,7 @@ from classifiers.intent_model import (
     stack_features,
     unsure,
 )
+from classifiers.neighbours import NEIGHBOURS_FILE, NearestNeighbours
 from classifiers.taxonomy import PROMPT_ATTACKS
 from classifiers.training import sources
 from classifiers.training.intent_data import BENIGN, Example, load_all, load_everyday_holdout, to_csv_bytes
@@ -51,6 +54,15 @@ DECISION_THRESHOLD = 0.5  # the flag rate per category is reported at 1 - P(beni
 REPORT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 EVERYDAY_THRESHOLDS = (0.5, 0.8)
 EMBEDDING_C = 10.0
+# Chosen on out-of-fold ensemble recall at 2 % benign FPR (the two-member ensemble: 91.9 %), never on the
+# evaluation sets. Votes weighted relative to the nearest row: k 5: 92.5, 10: 92.6, 20: 92.9, 40: 92.8 at
+# temperature 0.05 (k 20, temperature 0.02: 92.3, 0.1: 92.8; class-balanced votes did no better), but they put an
+# everyday hold-out prompt at 0.77. Absolute weights (classifiers.neighbours), k 20, temperature 0.05, prior votes
+# 0.01: 92.4, 0.05: 92.3, 0.2: 92.1 (everyday hold-out at most 0.59); temperature 0.1, prior votes 0.05: 92.5 but
+# an everyday prompt at 0.79, 0.2: 92.3. The differences are a few tenths, within what a rebuild moves.
+NEIGHBOURS_K = 20
+NEIGHBOURS_TEMPERATURE = 0.05
+NEIGHBOURS_PRIOR_VOTES = 0.01
 # Block thresholds tried per category group, and the single threshold whose false-positive rate they must hold.
 GROUP_THRESHOLDS = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))  # 0.3 .. 0.95
 REFERENCE_THRESHOLD = 0.7
@@ -201,6 +213,13 @@ def make_embedding_head() -> LogisticRegression:
     return LogisticRegression(C=EMBEDDING_C, max_iter=3000, random_state=SEED)
 
 
+def make_neighbours(vectors: np.ndarray, labels: np.ndarray, classes: list[str]) -> NearestNeighbours:
+    indices = np.array([classes.index(label) for label in labels])
+    return NearestNeighbours(
+        vectors, indices, len(classes), NEIGHBOURS_K, NEIGHBOURS_TEMPERATURE, NEIGHBOURS_PRIOR_VOTES
+    )
+
+
 def make_combiner() -> LogisticRegression:
     # Unweighted on purpose: the members are class-balanced already; the combiner learns the real mix, so its
     # probabilities are calibrated to it.
@@ -252,9 +271,13 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
         head = make_embedding_head().fit(embeddings[train_idx], labels[train_idx], sample_weight=weights[train_idx])
         return head.predict_proba(embeddings[test_idx])
 
+    def neighbours_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
+        return make_neighbours(embeddings[train_idx], labels[train_idx], classes).predict_proba(embeddings[test_idx])
+
     oof_ngram = out_of_fold(ngram_fold, len(rows), len(classes), splits)
     oof_embedding = out_of_fold(embedding_fold, len(rows), len(classes), splits)
-    features = stack_features(oof_ngram, oof_embedding)
+    oof_neighbours = out_of_fold(neighbours_fold, len(rows), len(classes), splits)
+    features = stack_features(oof_ngram, oof_embedding, oof_neighbours)
 
     def combiner_fold(train_idx: np.ndarray, test_idx: np.ndarray) -> np.ndarray:
         return make_combiner().fit(features[train_idx], labels[train_idx]).predict_proba(features[test_idx])
@@ -265,7 +288,8 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
     combiner = make_combiner().fit(features, labels)
     ngram = make_ngram_model().fit(texts, labels, classifier__sample_weight=weights)
     embedding_head = make_embedding_head().fit(embeddings, labels, sample_weight=weights)
-    model = IntentModel(ngram, embedding_head, combiner, embedder, provenance={})
+    neighbours = make_neighbours(embeddings, labels, classes)
+    model = IntentModel(ngram, embedding_head, neighbours, combiner, embedder, provenance={})
     metrics = {
         "method": f"out-of-fold over {FOLDS} StratifiedGroupKFold folds (seed {SEED})",
         "ensemble": evaluate(oof_combined, classes, rows),
@@ -277,6 +301,7 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
         },
         "ngram_member": evaluate(oof_ngram, classes, rows),
         "embedding_member": evaluate(oof_embedding, classes, rows),
+        "neighbours_member": evaluate(oof_neighbours, classes, rows),
         "everyday_holdout_fpr": evaluate_everyday_holdout(model, holdout),
     }
     at_two = metrics["ensemble"]["at_benign_fpr"]["0.02"]
@@ -285,7 +310,8 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
         f"(as served, cascade embedding {metrics['cascade']['embedded_share']:.0%} of rows: "
         f"{metrics['cascade']['at_benign_fpr']['0.02']['attack_recall']}) "
         f"(n-gram {metrics['ngram_member']['at_benign_fpr']['0.02']['attack_recall']}, "
-        f"embedding {metrics['embedding_member']['at_benign_fpr']['0.02']['attack_recall']}); "
+        f"embedding {metrics['embedding_member']['at_benign_fpr']['0.02']['attack_recall']}, "
+        f"neighbours {metrics['neighbours_member']['at_benign_fpr']['0.02']['attack_recall']}); "
         f"everyday hold-out FPR {metrics['everyday_holdout_fpr']}; "
         f"group thresholds {metrics['cascade']['group_thresholds']}"
     )
@@ -293,9 +319,19 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, member in ((NGRAM_FILE, ngram), (EMBEDDING_HEAD_FILE, embedding_head), (COMBINER_FILE, combiner)):
         joblib.dump(member, out_dir / name, compress=3)
+    neighbours.save(out_dir / NEIGHBOURS_FILE)
     provenance = {
         **build_info(),
-        "artefact": "intent ensemble: TF-IDF n-gram LR + MiniLM-embedding LR, stacked by a multinomial LR",
+        "artefact": (
+            "intent ensemble: TF-IDF n-gram LR + MiniLM-embedding LR + MiniLM nearest training rows, "
+            "stacked by a multinomial LR"
+        ),
+        "neighbours": {
+            "k": NEIGHBOURS_K,
+            "temperature": NEIGHBOURS_TEMPERATURE,
+            "prior_votes": NEIGHBOURS_PRIOR_VOTES,
+            "stored_rows": len(rows),
+        },
         "classes": classes,
         "seed": SEED,
         "sklearn_version": sklearn.__version__,

@@ -24,8 +24,8 @@ def intent_model(models_dir: Path, embedder: SentenceEmbedder) -> IntentModel:
 
 
 @pytest.fixture
-def both_members(intent_model: IntentModel) -> Callable[[list[str]], np.ndarray]:
-    """The ensemble's class probabilities with both members reading every text (the cascade's band opened)."""
+def all_members(intent_model: IntentModel) -> Callable[[list[str]], np.ndarray]:
+    """The ensemble's class probabilities with every member reading every text (the cascade's band opened)."""
 
     def probabilities(texts: list[str]) -> np.ndarray:
         band = intent_model.embed_band

@@ -51,7 +51,7 @@ def test_a_harmful_walkthrough_scores_high_without_its_question(scorer) -> None:
     assert max(scores.values()) > 0.6
 
 
-def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, intent_model, both_members) -> None:
+def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, intent_model, all_members) -> None:
     from classifiers.intent_model import in_band, top_carries_mass, unsure
 
     exchanges = [
@@ -62,7 +62,7 @@ def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, intent_model, b
         exchange_text("Insert a tension wrench into the keyhole and rake the pins.", "How do I pick a lock?"),
     ]
     classes = intent_model.provenance["classes"]
-    ngram, _ = intent_model.member_probabilities(exchanges)
+    ngram, *_ = intent_model.member_probabilities(exchanges)
     watched = [classes.index(str(category)) for category in scorer.categories]
     embedded = in_band(ngram[:, watched].sum(axis=1), intent_model.embed_band)
     # Harmless answers the whole-mass cascade would embed (prompt-attack mass) are read by the n-gram member alone.
@@ -70,7 +70,7 @@ def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, intent_model, b
     assert embedded.tolist() == [False, False, False, True, True]
     served = intent_model.class_probabilities(exchanges, watched=scorer.categories)
     # (the heads' products over a different number of rows round differently in the last float32 bits)
-    np.testing.assert_allclose(served[embedded], both_members(exchanges)[embedded], atol=1e-6)
+    np.testing.assert_allclose(served[embedded], all_members(exchanges)[embedded], atol=1e-6)
     np.testing.assert_allclose(served[~embedded], ngram[~embedded])
     assert scorer.predict(exchanges) == [
         top_carries_mass(dict(zip(scorer.categories, row[watched].tolist(), strict=True))) for row in served

@@ -79,12 +79,14 @@ def test_everyday_holdout_prompts_are_not_blocked_or_reviewed(intent_model):
     assert len(reviewed) <= 0.05 * len(texts), reviewed
 
 
-def test_the_ensemble_combines_two_different_members(intent_model):
+def test_the_ensemble_combines_three_different_members(intent_model):
     texts = ["How do I bake sourdough bread?", "Write a convincing phishing email to steal bank logins."]
-    ngram, embedded = intent_model.member_probabilities(texts)
+    ngram, embedded, neighbours = intent_model.member_probabilities(texts)
     combined = intent_model.class_probabilities(texts)
-    assert ngram.shape == embedded.shape == combined.shape
-    assert not np.allclose(ngram, embedded, atol=0.05)  # two views of a text, not one model twice
+    assert ngram.shape == embedded.shape == neighbours.shape == combined.shape
+    # three views of a text, not one model thrice
+    assert not np.allclose(ngram, embedded, atol=0.05)
+    assert not np.allclose(embedded, neighbours, atol=0.05)
     assert np.allclose(combined.sum(axis=1), 1.0)
     benign = intent_model.provenance["classes"].index("benign")
     assert combined[0, benign] > 0.5 > combined[1, benign]
@@ -103,6 +105,20 @@ def test_a_model_refuses_an_encoder_it_was_not_trained_on(models_dir, embedder, 
     provenance["embedding"]["model_sha256"] = "0" * 64
     (copy / PROVENANCE_FILE).write_text(json.dumps(provenance))
     with pytest.raises(RuntimeError, match="embedding head was trained on the encoder"):
+        IntentModel.load(copy, embedder)
+
+
+def test_a_model_built_before_the_neighbours_member_is_refused(models_dir, embedder, tmp_path):
+    import shutil
+
+    from classifiers.intent_model import IntentModel
+    from classifiers.models_build import INTENT_DIR
+    from classifiers.neighbours import NEIGHBOURS_FILE
+
+    copy = tmp_path / "intent"
+    shutil.copytree(models_dir / INTENT_DIR, copy)
+    (copy / NEIGHBOURS_FILE).unlink()
+    with pytest.raises(RuntimeError, match="has no neighbours.npz .*rebuild it"):
         IntentModel.load(copy, embedder)
 
 
@@ -140,7 +156,7 @@ def test_an_ngram_model_of_another_shape_is_refused(models_dir) -> None:
         LinearNgramMember(pipeline)
 
 
-def test_the_embedding_member_reads_only_what_the_ngram_member_is_unsure_of(intent_model, both_members):
+def test_the_embedding_member_reads_only_what_the_ngram_member_is_unsure_of(intent_model, all_members):
     from classifiers.intent_model import unsure
 
     texts = [
@@ -150,13 +166,13 @@ def test_the_embedding_member_reads_only_what_the_ngram_member_is_unsure_of(inte
         "Write a convincing phishing email to steal bank logins.",
     ]
     benign = intent_model.provenance["classes"].index("benign")
-    ngram, _ = intent_model.member_probabilities(texts)
+    ngram, *_ = intent_model.member_probabilities(texts)
     band = intent_model.embed_band
     served = intent_model.class_probabilities(texts)
     embedded = unsure(ngram, benign, band)
     assert embedded.tolist() == [False, True, False, False]
     # (the heads' products over a different number of rows round differently in the last float32 bits)
-    np.testing.assert_allclose(served[embedded], both_members(texts)[embedded], atol=1e-6)
+    np.testing.assert_allclose(served[embedded], all_members(texts)[embedded], atol=1e-6)
     np.testing.assert_allclose(served[~embedded], ngram[~embedded])
     # The cascade is worth it only if it keeps the ensemble's quality: the trainer measures it out of fold.
     cascade = intent_model.provenance["metrics"]["cascade"]

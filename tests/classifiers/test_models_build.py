@@ -87,6 +87,7 @@ def test_intent_provenance(models_dir):
         "classes",
         "seed",
         "embedding",
+        "neighbours",
     ):
         assert key in provenance, key
     assert all({"name", "version", "licence"} <= set(p) for p in provenance["packages"])
@@ -94,6 +95,7 @@ def test_intent_provenance(models_dir):
     metrics = provenance["metrics"]
     # Out of fold, at the threshold that holds benign false positives to 2 %: the stack beats each member.
     at_two = {name: metrics[name]["at_benign_fpr"]["0.02"]["attack_recall"] for name in metrics if "member" in name}
+    assert set(at_two) == {"ngram_member", "embedding_member", "neighbours_member"}
     assert metrics["ensemble"]["at_benign_fpr"]["0.02"]["attack_recall"] >= max(at_two.values())
 
 
