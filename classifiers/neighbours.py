@@ -60,7 +60,7 @@ class NearestNeighbours:
         out = np.zeros((len(vectors), self.n_classes))
         for start in range(0, len(vectors), _CHUNK):
             similarity = np.asarray(vectors[start : start + _CHUNK], dtype=np.float32) @ self._vectors_t
-            nearest = np.argpartition(-similarity, self.k - 1, axis=1)[:, : self.k]
+            nearest = np.argpartition(similarity, -self.k, axis=1)[:, -self.k :]  # no negated copy
             weights = np.exp((np.take_along_axis(similarity, nearest, axis=1) - 1.0) / self.temperature)
             votes = out[start : start + _CHUNK]
             np.add.at(votes, (np.arange(len(votes))[:, None], self._labels[nearest]), weights)
