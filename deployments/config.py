@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from classifiers.answer_intent import ANSWER_EMBED_BAND
 from classifiers.intent_model import DEFAULT_EMBED_BAND
 from classifiers.lexicon import LexiconPolicy
 from classifiers.policy import Bands, PatternRule, ThresholdPolicy
@@ -53,6 +54,16 @@ class IntentModelConfig(_Config):
         if band[0] >= band[1]:
             raise ValueError(f"embed_band must be [low, high] with low < high, got {list(band)}")
         return band
+
+
+class AnswerIntentConfig(IntentModelConfig):
+    """The intent ensemble as the Moderator's harmful-instruction check: the same model, its own cascade band."""
+
+    embed_band: tuple[Probability, Probability] = Field(
+        ANSWER_EMBED_BAND,
+        description="Run the embedding members only on answers whose n-gram mass on the instruction categories "
+        "lies inside this band; [0, 1] runs every member on every answer.",
+    )
 
 
 class IntentClassifierConfig(IntentModelConfig):
@@ -187,8 +198,8 @@ class ModeratorConfig(_Config):
     )
     detoxify: DetoxifyConfig | None = DetoxifyConfig()
     profanity_model: bool = True
-    answer_intent: IntentModelConfig | None = Field(
-        IntentModelConfig(), description="Harmful-instruction check: the intent ensemble on question + answer."
+    answer_intent: AnswerIntentConfig | None = Field(
+        AnswerIntentConfig(), description="Harmful-instruction check: the intent ensemble on question + answer."
     )
     answer_thresholds: ThresholdPolicy = Field(
         ThresholdPolicy(default=Bands(review=0.5, block=0.8)),

@@ -39,6 +39,7 @@ from classifiers.intent_model import (
     NGRAM_FILE,
     PROVENANCE_FILE,
     IntentModel,
+    in_band,
     stack_features,
     unsure,
 )
@@ -53,6 +54,8 @@ FOLDS = 3
 DECISION_THRESHOLD = 0.5  # the flag rate per category is reported at 1 - P(benign) >= this
 REPORT_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 EVERYDAY_THRESHOLDS = (0.5, 0.8)
+BAND_LOWS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)  # cascade bands tried out of fold (band_search)
+BAND_HIGHS = (0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
 EMBEDDING_C = 10.0
 # Chosen on out-of-fold ensemble recall at 2 % benign FPR (the two-member ensemble: 91.9 %), never on the
 # evaluation sets. Votes weighted relative to the nearest row: k 5: 92.5, 10: 92.6, 20: 92.9, 40: 92.8 at
@@ -209,6 +212,30 @@ def group_thresholds(proba: np.ndarray, classes: list[str], rows: list[Example])
     }
 
 
+def band_search(oof_ngram: np.ndarray, oof_combined: np.ndarray, classes: list[str], rows: list[Example]) -> list:
+    """Out of fold, each candidate cascade band's share of rows embedded and attack recall (all, harmful requests)
+    at the threshold that holds benign false positives to 2 %: the record DEFAULT_EMBED_BAND was chosen from."""
+    benign = classes.index(BENIGN)
+    mass = 1.0 - oof_ngram[:, benign]
+    is_attack = np.array([r.label != BENIGN for r in rows])
+    is_harm = is_attack & ~np.array([r.label in PROMPT_ATTACKS for r in rows])
+    found = []
+    for low in BAND_LOWS:
+        for high in BAND_HIGHS:
+            embedded = in_band(mass, (low, high))
+            score = 1.0 - np.where(embedded[:, None], oof_combined, oof_ngram)[:, benign]
+            threshold = np.quantile(score[~is_attack], 0.98)
+            found.append(
+                {
+                    "band": [low, high],
+                    "embedded_share": round(float(embedded.mean()), 4),
+                    "attack_recall": round(float((score[is_attack] >= threshold).mean()), 4),
+                    "harm_recall": round(float((score[is_harm] >= threshold).mean()), 4),
+                }
+            )
+    return found
+
+
 def make_embedding_head() -> LogisticRegression:
     return LogisticRegression(C=EMBEDDING_C, max_iter=3000, random_state=SEED)
 
@@ -298,6 +325,7 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
             "embedded_share": round(float(embedded.mean()), 4),
             **evaluate(oof_cascade, classes, rows),
             "group_thresholds": group_thresholds(oof_cascade, classes, rows),
+            "band_search": band_search(oof_ngram, oof_combined, classes, rows),
         },
         "ngram_member": evaluate(oof_ngram, classes, rows),
         "embedding_member": evaluate(oof_embedding, classes, rows),

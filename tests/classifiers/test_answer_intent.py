@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classifiers.answer_intent import INSTRUCTION_CATEGORIES, QUESTION_CHARS, HarmfulAnswerScorer, exchange_text
+from classifiers.answer_intent import (
+    ANSWER_EMBED_BAND,
+    INSTRUCTION_CATEGORIES,
+    QUESTION_CHARS,
+    HarmfulAnswerScorer,
+    exchange_text,
+)
+from classifiers.intent_model import IntentModel
+from classifiers.models_build import INTENT_DIR
 from classifiers.moderation import OutputModerator
 from classifiers.patterns import PatternSet
 from classifiers.policy import Bands, ThresholdPolicy
@@ -14,8 +22,9 @@ from classifiers.verdict import Action
 
 
 @pytest.fixture(scope="module")
-def scorer(intent_model) -> HarmfulAnswerScorer:
-    return HarmfulAnswerScorer(intent_model)
+def scorer(models_dir, embedder) -> HarmfulAnswerScorer:
+    """The answer check as the Moderator loads it: the intent ensemble with the answer check's own band."""
+    return HarmfulAnswerScorer(IntentModel.load(models_dir / INTENT_DIR, embedder, ANSWER_EMBED_BAND))
 
 
 def test_the_exchange_is_the_end_of_the_question_then_the_answer() -> None:
@@ -51,8 +60,10 @@ def test_a_harmful_walkthrough_scores_high_without_its_question(scorer) -> None:
     assert max(scores.values()) > 0.6
 
 
-def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, intent_model, all_members) -> None:
+def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, all_members) -> None:
     from classifiers.intent_model import in_band, top_carries_mass, unsure
+
+    intent_model = scorer.model
 
     exchanges = [
         exchange_text("Mix flour, water and starter, let it rise overnight and bake it.", "How do I bake bread?"),

@@ -89,6 +89,23 @@ def test_the_embed_band_must_be_ordered() -> None:
         IntentModelConfig(embed_band=[-0.1, 0.5])
 
 
+def test_the_answer_check_keeps_its_own_band() -> None:
+    """The input band was chosen out of fold on requests; answers keep the band they were measured with."""
+    from classifiers.answer_intent import ANSWER_EMBED_BAND
+    from classifiers.intent_model import DEFAULT_EMBED_BAND
+    from deployments.config import AnswerIntentConfig, IntentClassifierConfig, ModeratorConfig
+
+    assert ANSWER_EMBED_BAND != DEFAULT_EMBED_BAND
+    assert IntentClassifierConfig().embed_band == DEFAULT_EMBED_BAND
+    assert ModeratorConfig().answer_intent.embed_band == ANSWER_EMBED_BAND
+    with pytest.raises(ValidationError, match="low < high"):
+        AnswerIntentConfig(embed_band=[0.9, 0.1])
+    for name in ("local.yaml", "production.yaml"):
+        config = check_file(ROOT / "configs" / name)
+        assert config.intent_classifier.embed_band == DEFAULT_EMBED_BAND
+        assert config.moderator.answer_intent.embed_band == ANSWER_EMBED_BAND
+
+
 def test_an_empty_admin_key_means_unset_and_a_short_one_is_refused(monkeypatch) -> None:
     from serve_app.config import Settings
 
