@@ -52,7 +52,9 @@ def test_a_paraphrase_is_closer_than_an_unrelated_sentence(embedder) -> None:
             "The bakery on the corner sells fresh croissants every morning.",
         ]
     )
-    assert request @ paraphrase > 0.5 > request @ unrelated
+    # By a wide margin, not against a fixed similarity: the int8 encoder's kernels differ between CPUs, and this
+    # pair scores 0.53 in float, 0.48 int8 on an AVX2 CPU (the unrelated one about -0.09 on both).
+    assert request @ paraphrase > request @ unrelated + 0.4
 
 
 def test_empty_input_gives_an_empty_matrix(embedder) -> None:

@@ -52,7 +52,9 @@ def test_a_batch_gives_each_text_what_it_gets_alone() -> None:
     queries = unit(rng.normal(size=(600, 8)).tolist())  # more than one similarity chunk
     batched = member.predict_proba(queries)
     for row in (0, 511, 512, 599):
-        np.testing.assert_allclose(member.predict_proba(queries[row : row + 1])[0], batched[row], atol=1e-12)
+        # The same neighbours and votes; BLAS may take another kernel for one query row than for many, so the
+        # float32 similarities can differ in their last bits (6e-8 in the probabilities on an AVX2 CPU).
+        np.testing.assert_allclose(member.predict_proba(queries[row : row + 1])[0], batched[row], atol=1e-6)
 
 
 def test_saved_and_loaded_it_votes_the_same(tmp_path) -> None:
