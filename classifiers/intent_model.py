@@ -10,10 +10,11 @@ log-probabilities into one calibrated distribution per text.
 
 The members run as a cascade: the n-gram member (about 0.3 ms a text) scores every text, and the two embedding
 members (about 30 times dearer together) only those whose n-gram unsafe mass lies inside `embed_band`; where the
-n-gram member is sure, its own distribution is the answer. With the default band the embedding members run on about
-a sixth of real prompts, and the cascade recalls as many attacks as the full ensemble at fewer false positives:
-the ensemble reviews the n-gram member's confident flags up to 0.95, where a benign text it over-reads is cleared
-(the trainer reports both out of fold, and the band search that chose the default; docs/evaluation.md).
+n-gram member is sure, its own distribution is the answer. With the default band the embedding members read about
+a sixth of the training rows out of fold (a twentieth of the evaluation sets' benign prompts, a quarter of their
+attacks), and the cascade recalls as many attacks as the full ensemble at fewer false positives: the ensemble
+reviews the n-gram member's confident flags up to 0.95, where a benign text it over-reads is cleared (the trainer
+reports both out of fold, and the band search that chose the default; docs/evaluation.md).
 
 A softmax splits one text's unsafe probability across related classes (an attack may be 0.4 jailbreak + 0.35
 injection), so `predict` gives the most likely category the whole unsafe mass 1 - P(benign) (the score the
@@ -43,7 +44,7 @@ PROVENANCE_FILE = "provenance.json"
 BENIGN = "benign"
 _FLOOR = 1e-6  # log-probabilities are clipped here, in training and serving alike
 # Chosen out of fold on the training rows (the trainer's `metrics.cascade.band_search`), never on the evaluation
-# sets: the most attacks recalled at 2 % benign false positives among the bands that embed no more texts than the
+# sets: the most attacks recalled at 2 % benign false positives among the bands that embed no more rows than the
 # earlier (0.1, 0.9); (0.25, 0.95) recalls 92.9 % (harmful requests 83.0 %) embedding 16 % of rows, against 91.9 %
 # at 18 %. Bands within 0.1 point of it ((0.4, 0.97), (0.3, 0.97)) recalled fewer harmful requests.
 DEFAULT_EMBED_BAND = (0.25, 0.95)
