@@ -39,7 +39,6 @@ from classifiers.intent_model import (
     NGRAM_FILE,
     PROVENANCE_FILE,
     IntentModel,
-    in_band,
     stack_features,
     unsure,
 )
@@ -131,12 +130,26 @@ def out_of_fold(fit_predict, n_rows: int, n_classes: int, splits) -> np.ndarray:
     return proba
 
 
+def attack_masks(rows: list[Example]) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows are attacks, and which of those are prompt attacks (the rest are harmful requests)."""
+    is_attack = np.array([r.label != BENIGN for r in rows])
+    return is_attack, np.array([r.label in PROMPT_ATTACKS for r in rows])
+
+
+def cascade(
+    oof_ngram: np.ndarray, oof_combined: np.ndarray, benign: int, band: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out of fold, the cascade as served: the ensemble's probabilities where the n-gram member is unsure, its own
+    elsewhere. Returns them and the rows embedded."""
+    embedded = unsure(oof_ngram, benign, band)
+    return np.where(embedded[:, None], oof_combined, oof_ngram), embedded
+
+
 def evaluate(proba: np.ndarray, classes: list[str], rows: list[Example]) -> dict:
     """Recall and benign false-positive rate of out-of-fold probabilities, at fixed thresholds on
     1 - P(benign) and at the thresholds that hold the benign false-positive rate to 1 % and 2 %."""
     score = 1.0 - proba[:, classes.index(BENIGN)]
-    is_attack = np.array([r.label != BENIGN for r in rows])
-    is_prompt_attack = np.array([r.label in PROMPT_ATTACKS for r in rows])
+    is_attack, is_prompt_attack = attack_masks(rows)
     is_harm = is_attack & ~is_prompt_attack
 
     def rate(mask: np.ndarray, threshold: float) -> float | None:
@@ -190,7 +203,7 @@ def group_thresholds(proba: np.ndarray, classes: list[str], rows: list[Example])
     unsafe = proba.copy()
     unsafe[:, benign] = -1.0
     top_is_prompt_attack = np.isin(np.array(classes)[unsafe.argmax(axis=1)], [str(c) for c in PROMPT_ATTACKS])
-    is_attack = np.array([r.label != BENIGN for r in rows])
+    is_attack, _ = attack_masks(rows)
     budget = float((score[~is_attack] >= REFERENCE_THRESHOLD).mean())
     reference_recall = float((score[is_attack] >= REFERENCE_THRESHOLD).mean())
     best: tuple[float, float, float, float] | None = None  # recall, -fpr, prompt-attack threshold, harm threshold
@@ -216,14 +229,13 @@ def band_search(oof_ngram: np.ndarray, oof_combined: np.ndarray, classes: list[s
     """Out of fold, each candidate cascade band's share of rows embedded and attack recall (all, harmful requests)
     at the threshold that holds benign false positives to 2 %: the record DEFAULT_EMBED_BAND was chosen from."""
     benign = classes.index(BENIGN)
-    mass = 1.0 - oof_ngram[:, benign]
-    is_attack = np.array([r.label != BENIGN for r in rows])
-    is_harm = is_attack & ~np.array([r.label in PROMPT_ATTACKS for r in rows])
+    is_attack, is_prompt_attack = attack_masks(rows)
+    is_harm = is_attack & ~is_prompt_attack
     found = []
     for low in BAND_LOWS:
         for high in BAND_HIGHS:
-            embedded = in_band(mass, (low, high))
-            score = 1.0 - np.where(embedded[:, None], oof_combined, oof_ngram)[:, benign]
+            proba, embedded = cascade(oof_ngram, oof_combined, benign, (low, high))
+            score = 1.0 - proba[:, benign]
             threshold = np.quantile(score[~is_attack], 0.98)
             found.append(
                 {
@@ -310,8 +322,7 @@ def train(out_dir: Path, cache_dir: Path, embedding_dir: Path, log=print) -> dic
         return make_combiner().fit(features[train_idx], labels[train_idx]).predict_proba(features[test_idx])
 
     oof_combined = out_of_fold(combiner_fold, len(rows), len(classes), splits)
-    embedded = unsure(oof_ngram, classes.index(BENIGN), DEFAULT_EMBED_BAND)
-    oof_cascade = np.where(embedded[:, None], oof_combined, oof_ngram)
+    oof_cascade, embedded = cascade(oof_ngram, oof_combined, classes.index(BENIGN), DEFAULT_EMBED_BAND)
     combiner = make_combiner().fit(features, labels)
     ngram = make_ngram_model().fit(texts, labels, classifier__sample_weight=weights)
     embedding_head = make_embedding_head().fit(embeddings, labels, sample_weight=weights)
