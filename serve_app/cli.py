@@ -18,6 +18,14 @@ def _models_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models_answers(args: argparse.Namespace) -> int:
+    from classifiers.training.served_answers import generate
+
+    provenance = generate(Path(args.config), home_dir() / "cache" / "wheels")
+    print(f"{provenance['rows']} answers, sha256 {provenance['sha256'][:12]}...")
+    return 0
+
+
 def _config_check(args: argparse.Namespace) -> int:
     from serve_app.serve_config import ConfigError, check_file
 
@@ -66,13 +74,18 @@ def main(argv: list[str] | None = None) -> int:
 
     build.add_argument("--only", action="append", choices=list(ARTEFACTS), help="this artefact (and what it needs)")
     build.set_defaults(func=_models_build)
+    from serve_app.evaluate import DEFAULT_CONFIG
+
+    answers = models.add_parser(
+        "answers", help="regenerate the served model's answers to benign questions (an output evaluation set)"
+    )
+    answers.add_argument("--config", default=str(DEFAULT_CONFIG), help="Serve config (default: %(default)s)")
+    answers.set_defaults(func=_models_answers)
 
     config = commands.add_parser("config", help="Serve config files").add_subparsers(dest="action", required=True)
     check = config.add_parser("check", help="validate SafeServe's policy in Serve config files")
     check.add_argument("files", nargs="+")
     check.set_defaults(func=_config_check)
-
-    from serve_app.evaluate import DEFAULT_CONFIG
 
     evaluation = commands.add_parser(
         "eval",
