@@ -91,16 +91,34 @@ class TierConfig(_Config):
         return self
 
 
+PenaltyEvent = Literal["block", "output_block", "review", "review_rejected"]
+
+
 class ReputationConfig(_Config):
     """Per-user reputation, 0-100, starting at `initial`. Penalties are per event and scaled by the category's
-    weight; time restores `recovery_per_hour` points and each clean request `clean_request_bonus`."""
+    weight; time restores `recovery_per_hour` points and each clean request `clean_request_bonus`.
+
+    Events: `block` (the user's own request refused), `output_block` (the Moderator refused the model's answer),
+    `review` (a review-band verdict not yet decided; given back when a reviewer approves) and `review_rejected`
+    (a reviewer confirmed the violation). The gateway's own uncertain calls must not add up to punishing a
+    benign user, so the `unconfirmed` events never take a score below `strict_below`, and every event's
+    penalties are capped per window (`penalty_caps` points per `penalty_window_minutes`)."""
 
     initial: float = Field(100.0, ge=0, le=100)
     strict_below: float = Field(60.0, ge=0, le=100)
     suspend_below: float = Field(30.0, ge=0, le=100)
     suspension_minutes: int = Field(60, ge=1)
-    penalties: dict[Literal["block", "review", "review_rejected"], float] = Field(
-        default_factory=lambda: {"block": 10.0, "review": 2.0, "review_rejected": 15.0}
+    penalties: dict[PenaltyEvent, float] = Field(
+        default_factory=lambda: {"block": 10.0, "output_block": 3.0, "review": 1.0, "review_rejected": 15.0}
+    )
+    penalty_caps: dict[PenaltyEvent, float] = Field(
+        default_factory=lambda: {"output_block": 9.0, "review": 3.0},
+        description="Most points one event may take from a user within a window; an event not listed is uncapped.",
+    )
+    penalty_window_minutes: float = Field(60.0, gt=0)
+    unconfirmed: frozenset[PenaltyEvent] = Field(
+        frozenset({"output_block", "review"}),
+        description="Events no human or input check has confirmed: they never take a score below strict_below.",
     )
     category_weights: dict[Category, float] = Field(
         default_factory=lambda: {Category.SEXUAL_MINORS: 3.0, Category.WEAPONS_CBRN: 2.0}
@@ -112,6 +130,9 @@ class ReputationConfig(_Config):
     def _ordered(self) -> ReputationConfig:
         if not self.suspend_below <= self.strict_below <= self.initial:
             raise ValueError("reputation thresholds must satisfy suspend_below <= strict_below <= initial")
+        negative = sorted(event for event, points in {**self.penalties, **self.penalty_caps}.items() if points < 0)
+        if negative:
+            raise ValueError(f"penalties and penalty_caps must not be negative: {negative}")
         return self
 
     def penalty(self, event: str, category: str | None) -> float:

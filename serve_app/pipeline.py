@@ -47,6 +47,7 @@ from serve_app.schemas.chat import (
 )
 from serve_app.streaming import StreamWindow
 
+MODERATOR_LAYER = "moderator"  # classifiers.moderation.LAYER, the layer of every verdict on an answer
 logger = get_logger("pipeline")
 CAPABILITY_LAYER = "capability_gate"
 
@@ -111,7 +112,10 @@ async def update_reputation(gateway: Gateway, ctx: RequestContext, verdict: Verd
             if final:
                 await gateway.reputation.reward_clean(ctx.key.user_id, config)
             return
-        event = "block" if verdict.action is Action.BLOCK else "review"
+        if verdict.action is Action.REVIEW:
+            event = "review"
+        else:  # the model's answer refused is not the user's request refused
+            event = "output_block" if verdict.layer == MODERATOR_LAYER else "block"
         reason = f"{verdict.layer} {verdict.action} {verdict.category} (request {ctx.request_id})"
         standing = await gateway.reputation.penalize(
             ctx.key.user_id, config, event, str(verdict.category), actor="system", reason=reason

@@ -1,7 +1,14 @@
 """Per-user reputation in Redis: penalties for blocked attempts and rejected reviews, recovery with time and
 clean traffic, the strict policy below one threshold and a temporary suspension below another.
 
-One hash per user (`safeserve:reputation:<user>`: score, updated_at, suspended_until, clean). Recovery is
+The gateway's own uncertain calls must never add up to punishing a benign user (a load test of one-token
+answers once filled the review queue, the review penalties put the user on the strict policy, its thresholds
+blocked more, and the user was suspended). So each event's penalties are capped per window, and the events no
+human or input check confirmed (`ReputationConfig.unconfirmed`: the Moderator's blocks and undecided reviews)
+stop at `strict_below`: only the user's own refused requests and reviewer-confirmed violations suspend.
+
+One hash per user (`safeserve:reputation:<user>`: score, updated_at, suspended_until, clean, and per capped
+event the window's start and the points it took, `window:<event>` and `spent:<event>`). Recovery is
 applied lazily, on the next read or write, so nothing has to run in the background: time restores
 `recovery_per_hour`, and each clean request since the last change (the `clean` counter) `clean_request_bonus`.
 Every change of the stored score is one server-side script, so concurrent requests on several ingress replicas
@@ -25,7 +32,8 @@ USERS = "safeserve:reputation:users"
 
 # KEYS: reputation hash, audit stream, users set. ARGV: now (s), initial, recovery per hour, suspend_below,
 # suspension seconds, delta, floor (-1: none), set (-1: none), suspension op ("keep", "clear" or an epoch),
-# clean-request bonus, actor, action, reason, user.
+# clean-request bonus, actor, action, reason, user, event ("" for none), the event's cap per window (-1: none),
+# window seconds, the lowest score the event may leave (-1: none).
 _UPDATE = """
 local now = tonumber(ARGV[1])
 local initial = tonumber(ARGV[2])
@@ -41,6 +49,17 @@ end
 local before_score, before_suspended = score, suspended
 if tonumber(ARGV[8]) >= 0 then score = tonumber(ARGV[8]) end
 local delta = tonumber(ARGV[6])
+local event, cap = ARGV[15], tonumber(ARGV[16])
+if delta < 0 and tonumber(ARGV[18]) >= 0 then
+  delta = math.max(delta, math.min(0, tonumber(ARGV[18]) - score))
+end
+if delta < 0 and cap >= 0 then
+  local start = tonumber(redis.call('HGET', KEYS[1], 'window:' .. event)) or 0
+  local spent = tonumber(redis.call('HGET', KEYS[1], 'spent:' .. event)) or 0
+  if now - start >= tonumber(ARGV[17]) then start, spent = now, 0 end
+  delta = math.max(delta, -math.max(0, cap - spent))
+  redis.call('HSET', KEYS[1], 'window:' .. event, tostring(start), 'spent:' .. event, tostring(spent - delta))
+end
 score = math.max(0, math.min(math.max(initial, score), score + delta))
 if tonumber(ARGV[7]) >= 0 then score = math.max(score, tonumber(ARGV[7])) end
 if ARGV[9] == 'clear' then suspended = 0 elseif ARGV[9] ~= 'keep' then suspended = tonumber(ARGV[9]) end
@@ -118,7 +137,9 @@ class ReputationStore:
         floor: float = -1.0,
         set_to: float = -1.0,
         suspension: str = "keep",
+        event: str = "",
     ) -> Standing:
+        capped = delta < 0 and event in config.penalty_caps
         args = [
             f"{time.time():.3f}",
             config.initial,
@@ -134,6 +155,10 @@ class ReputationStore:
             action,
             reason,
             user_id,
+            event,
+            config.penalty_caps[event] if capped else -1,
+            config.penalty_window_minutes * 60,
+            config.strict_below if delta < 0 and event in config.unconfirmed else -1,
         ]
         score, until, until_before = await self._update(keys=[KEY.format(user_id), AUDIT_STREAM, USERS], args=args)
         now = time.time()
@@ -143,10 +168,11 @@ class ReputationStore:
     async def penalize(
         self, user_id: str, config: ReputationConfig, event: str, category: str | None, actor: str, reason: str
     ) -> Standing:
-        """Lower the score by the event's penalty for the category; a drop below `suspend_below` suspends."""
+        """Lower the score by the event's penalty for the category, within the event's cap for the window and, for
+        an unconfirmed event, not below `strict_below`; a drop below `suspend_below` suspends."""
         penalty = config.penalty(event, category)
         return await self._change(
-            user_id, config, actor=actor, action=f"reputation.{event}", reason=reason, delta=-penalty
+            user_id, config, actor=actor, action=f"reputation.{event}", reason=reason, delta=-penalty, event=event
         )
 
     async def restore(

@@ -8,13 +8,15 @@ import json
 import time
 import uuid
 
+import pytest
 import redis.asyncio as aioredis
 
 from deployments.audit import AUDIT_STREAM
 from serve_app.config import ReputationConfig
 from serve_app.reputation import KEY, ReputationStore
 
-CONFIG = ReputationConfig()  # 100 start, strict below 60, suspended below 30; block -10, x2 weapons, x3 minors
+CONFIG = ReputationConfig()  # 100 start, strict below 60, suspended below 30; block -10, x2 weapons, x3 minors;
+# review -1 (3 an hour at most) and output_block -3 (9 an hour), never below 60
 
 
 def run(scenario, redis_server):
@@ -107,3 +109,81 @@ def test_an_admin_suspension_holds_until_it_ends(redis_server) -> None:
     view = run(scenario, redis_server)
     assert view.policy == "suspended" and view.score == CONFIG.initial
     assert time.time() + 4 * 60 < view.suspended_until <= time.time() + 5 * 60
+
+
+def test_the_gateways_own_uncertain_calls_never_suspend_a_benign_user(redis_server) -> None:
+    """The loop a load test once ran: one-token answers went to review (22 of them), the review penalties put the
+    user on the strict policy, its thresholds blocked 6 answers, and the user was suspended. Undecided reviews and
+    the Moderator's blocks are capped per hour and never take a score below `strict_below`, whatever their number
+    and however long it goes on."""
+    name = user()
+
+    async def scenario(store: ReputationStore, client):
+        views = []
+        for _hour in range(6):
+            for _ in range(22):
+                await store.penalize(name, CONFIG, "review", "harassment", actor="system", reason="load test")
+            for _ in range(30):
+                await store.penalize(name, CONFIG, "output_block", "harassment", actor="system", reason="load test")
+            views.append(await store.view(name, CONFIG))
+            # The next hour: the windows end (recovery is left out, so the caps alone are what hold).
+            fields = await client.hgetall(KEY.format(name))
+            past = str(time.time() - 3601)
+            windows = {field: past for field in fields if field.startswith("window:")}
+            await client.hset(KEY.format(name), mapping={**windows, "updated_at": str(time.time())})
+        return views
+
+    views = run(scenario, redis_server)
+    first = views[0]
+    cap = CONFIG.penalty_caps["review"] + CONFIG.penalty_caps["output_block"]
+    assert first.score == pytest.approx(CONFIG.initial - cap, abs=0.01)  # 22 reviews and 30 blocks took 12 points
+    assert all(view.policy != "suspended" for view in views)
+    assert min(view.score for view in views) >= CONFIG.strict_below - 0.01
+
+
+def test_confirmed_violations_still_suspend(redis_server) -> None:
+    """What a reviewer confirmed, and the user's own refused requests, are not capped by the floor."""
+    name = user()
+
+    async def scenario(store: ReputationStore, _):
+        for _ in range(5):
+            await store.penalize(name, CONFIG, "review_rejected", "harassment", actor="reviewer", reason="confirmed")
+        return await store.view(name, CONFIG)
+
+    view = run(scenario, redis_server)
+    assert view.policy == "suspended" and view.score == pytest.approx(25, abs=0.01)
+
+
+def test_penalty_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        ReputationConfig(penalty_caps={"review": -1})
+    with pytest.raises(ValueError):
+        ReputationConfig(unconfirmed=frozenset({"typo"}))
+
+
+def test_the_pipeline_charges_a_moderator_block_as_an_output_block(redis_server) -> None:
+    """The model's answer refused is not the user's request refused: it is charged as `output_block`."""
+    from types import SimpleNamespace
+
+    from classifiers.taxonomy import Category
+    from classifiers.verdict import Action, Verdict
+    from serve_app.pipeline import update_reputation
+
+    name = user()
+
+    async def scenario(store: ReputationStore, client):
+        gateway = SimpleNamespace(config=SimpleNamespace(reputation=CONFIG), reputation=store)
+        ctx = SimpleNamespace(key=SimpleNamespace(role="user", user_id=name), request_id="r-1")
+        answer = Verdict(layer="moderator", action=Action.BLOCK, category=Category.HARASSMENT, score=0.95)
+        request = Verdict(layer="intent_classifier", action=Action.BLOCK, category=Category.HARASSMENT, score=0.95)
+        await update_reputation(gateway, ctx, answer, final=True)
+        after_answer = await store.view(name, CONFIG)
+        await update_reputation(gateway, ctx, request, final=False)
+        after_request = await store.view(name, CONFIG)
+        audit = await client.xrevrange(AUDIT_STREAM, count=20)
+        return after_answer, after_request, [f["action"] for _, f in audit if f["target"] == f"user:{name}"]
+
+    after_answer, after_request, actions = run(scenario, redis_server)
+    assert after_answer.score == pytest.approx(97, abs=0.01)
+    assert after_request.score == pytest.approx(87, abs=0.01)
+    assert actions == ["reputation.block", "reputation.output_block"]
