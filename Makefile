@@ -61,12 +61,17 @@ bench-classifiers: install models
 	source scripts/env.sh && $(PY) -m bench.classifiers
 
 EVAL_SETS := input input_benign_sensitive output
+# The Moderator's band and thresholds as the dev set would choose them (beside the config's), then every test
+# set, the output targets, and the toxicity model's leave-one-source-out table.
 eval: install models
 	@mkdir -p bench/results
+	source scripts/env.sh && $(PY) -m bench.moderator_policy
 	@for set in $(EVAL_SETS); do \
 		$(VENV)/bin/safeserve eval .safeserve/models/eval/$$set.jsonl --quiet \
 			--json bench/results/eval_$$set.json --plot docs/img/eval_$$set.png || exit 1; echo; \
 	done
+	$(PY) -m bench.output_targets
+	source scripts/env.sh && $(PY) -m bench.toxicity_loso
 
 clean:
 	rm -rf $(VENV) .safeserve

@@ -45,7 +45,13 @@ class HarmfulAnswerScorer:
         self.categories = [c for c in model.categories if c in INSTRUCTION_CATEGORIES]
 
     def predict(self, texts: list[str]) -> list[dict[Category, float]]:
-        return [
-            top_carries_mass({category: row[category] for category in self.categories})
-            for row in self.model.probabilities(texts, watched=self.categories)
-        ]
+        return self.predict_with_band(texts)[0]
+
+    def predict_with_band(self, texts: list[str]) -> tuple[list[dict[Category, float]], list[bool]]:
+        """`predict`, and for each text whether the embedding members read it (the cascade's dear part)."""
+        if not texts:
+            return [], []
+        proba, embedded = self.model.cascade(texts, watched=self.categories)
+        columns = self.model.columns
+        scores = [top_carries_mass({c: float(row[columns[c]]) for c in self.categories}) for row in proba]
+        return scores, [bool(flag) for flag in embedded]

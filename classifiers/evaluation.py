@@ -1,7 +1,8 @@
 """Detection metrics for `safeserve eval`: labelled datasets, recall, false-positive rate, threshold sweeps and
 latency percentiles. Pure functions, no Ray and no models.
 
-A dataset is JSON Lines, one `{"text", "label"}` object per line with an optional `source` and `category`. The
+A dataset is JSON Lines, one `{"text", "label"}` object per line with an optional `source` and `category` (and,
+for an output row, the `question` the text answers, which the Moderator reads it with). The
 label says the side: `attack`/`benign` rows are inputs (screened before generation), `unsafe`/`safe` rows are
 outputs (moderated); one file holds one side. "Positive" below means attack or unsafe.
 """
@@ -32,6 +33,7 @@ class Row:
     label: str
     source: str | None = None
     category: str | None = None
+    question: str | None = None
 
     @property
     def positive(self) -> bool:
@@ -50,10 +52,10 @@ def _parse_row(raw: str, line: int) -> Row:
         raise DatasetError(f"line {line}: 'text' must be a non-empty string")
     if label not in LABELS:
         raise DatasetError(f"line {line}: 'label' must be one of {', '.join(LABELS)} (got {label!r})")
-    for field in ("source", "category"):
+    for field in ("source", "category", "question"):
         if data.get(field) is not None and not isinstance(data[field], str):
             raise DatasetError(f"line {line}: '{field}' must be a string")
-    return Row(line, text, label, data.get("source"), data.get("category"))
+    return Row(line, text, label, data.get("source"), data.get("category"), data.get("question"))
 
 
 def parse_dataset(lines: Sequence[str]) -> tuple[str, list[Row]]:

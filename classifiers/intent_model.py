@@ -162,6 +162,11 @@ class IntentModel:
         """The categories this model scores (the keys of every `predict` result)."""
         return [category for _, category in self._categories]
 
+    @property
+    def columns(self) -> dict[Category, int]:
+        """Each category's column in `class_probabilities`."""
+        return {category: i for i, category in self._categories}
+
     def member_probabilities(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each member's class probabilities (n-gram, embedding head, neighbours), (n, classes) each, in the
         combiner's class order."""
@@ -176,6 +181,10 @@ class IntentModel:
         """The calibrated class probabilities, (n, classes): combined where the n-gram member is unsure, the
         n-gram member's own elsewhere. Unsure means its mass on the `watched` categories (default: every unsafe
         one) lies inside `embed_band`; a caller that decides on a few categories only watches those."""
+        return self.cascade(texts, watched)[0]
+
+    def cascade(self, texts: list[str], watched: Collection[Category] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`class_probabilities`, and which texts the embedding members read (a boolean per text)."""
         with sklearn.config_context(assume_finite=True):
             proba = self._ngram.predict_proba(texts)
             if watched is None:
@@ -187,7 +196,7 @@ class IntentModel:
             if rows.size:
                 embedded = self._embedding_members([texts[i] for i in rows])
                 proba[rows] = self._combiner.predict_proba(stack_features(proba[rows], *embedded))
-        return proba
+        return proba, embed
 
     def probabilities(
         self, texts: list[str], watched: Collection[Category] | None = None

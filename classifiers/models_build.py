@@ -27,8 +27,10 @@ INTENT_DIR = "intent"
 EMBEDDING_DIR = "minilm"
 EVAL_DIR = "eval"
 TOXICITY_DIR = "toxicity"
-TOXICITY_CKPT = "toxicity/toxicity.ckpt"
-TOXICITY_HF_DIR = "toxicity/hf"
+# The small Detoxify-format model built beside the toxicity model, in its three formats (toxicity_trainer).
+TOXICITY_CKPT = "toxicity/detoxify/toxicity.ckpt"
+TOXICITY_HF_DIR = "toxicity/detoxify/hf"
+TOXICITY_ONNX_DIR = "toxicity/detoxify/onnx"
 STAMP = ".complete"
 
 _PACKAGE_ROOT = Path(__file__).parent
@@ -87,10 +89,17 @@ def _build_evalsets(tmp: Path, final: Path, cache: Path, log: Callable[[str], No
 def _build_toxicity(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
     from classifiers.training import toxicity_trainer
 
-    return toxicity_trainer.train(tmp, cache, log, final_dir=final)
+    return toxicity_trainer.train(tmp, cache, final.parent / EMBEDDING_DIR, log, final_dir=final)
 
 
 _COMMON = (_PACKAGE_ROOT / "assets.py", _TRAINING / "sources.py", _TRAINING / "provenance.py")
+# What decides which texts are evaluation rows, so never trained on (eval_data.contamination_keys).
+_EVALUATION = (
+    _TRAINING / "eval_data.py",
+    _TRAINING / "splits.py",
+    _TRAINING / "served_answers.py",
+    _TRAINING / "generated" / "served_answers.jsonl",
+)
 ARTEFACTS: dict[str, Artefact] = {
     "generator": Artefact(
         "generator",
@@ -120,7 +129,7 @@ ARTEFACTS: dict[str, Artefact] = {
             *sources.INTENT_SEEDS,
             sources.BENIGN_EVERYDAY_HOLDOUT,
             _TRAINING / "intent_data.py",
-            _TRAINING / "eval_data.py",
+            *_EVALUATION,
             _TRAINING / "intent_trainer.py",
             _PACKAGE_ROOT / "intent_model.py",
             _PACKAGE_ROOT / "neighbours.py",
@@ -136,7 +145,13 @@ ARTEFACTS: dict[str, Artefact] = {
         EVAL_DIR,
         EVAL_DIR,
         sources.EVAL_PACKAGES,
-        (*_COMMON, _TRAINING / "eval_data.py", _TRAINING / "intent_data.py", _PACKAGE_ROOT / "taxonomy.py"),
+        (
+            *_COMMON,
+            *_EVALUATION,
+            _TRAINING / "toxicity_data.py",
+            _TRAINING / "intent_data.py",
+            _PACKAGE_ROOT / "taxonomy.py",
+        ),
         ("pandas",),
         _build_evalsets,
     ),
@@ -148,12 +163,19 @@ ARTEFACTS: dict[str, Artefact] = {
         (
             *_COMMON,
             sources.TOXICITY_SEED,
+            sources.BENIGN_EVERYDAY_SEED,
+            sources.BENIGN_CHITCHAT_SEED,
             _TRAINING / "toxicity_data.py",
             _TRAINING / "toxicity_trainer.py",
             _TRAINING / "intent_data.py",
+            *_EVALUATION,
+            _PACKAGE_ROOT / "toxicity.py",
+            _PACKAGE_ROOT / "tfidf_linear.py",
+            _PACKAGE_ROOT / "embeddings.py",
         ),
-        ("torch", "transformers", "scikit-learn"),
+        ("torch", "transformers", "scikit-learn", "numpy", "joblib", "onnx", "onnxruntime", "tokenizers"),
         _build_toxicity,
+        requires=("embeddings",),
     ),
 }
 

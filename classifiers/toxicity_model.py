@@ -28,6 +28,21 @@ CLASS_TO_CATEGORY: dict[str, Category] = {
     "obscene": Category.PROFANITY,
     "sexual_explicit": Category.SEXUAL,  # only in Detoxify's "unbiased" models
 }
+# The "unbiased" models also predict which identity a comment mentions (the Jigsaw Unintended Bias subgroups):
+# that is not a harm, so those outputs are read and not reported.
+IDENTITY_CLASSES = frozenset(
+    {
+        "male",
+        "female",
+        "homosexual_gay_or_lesbian",
+        "christian",
+        "jewish",
+        "muslim",
+        "black",
+        "white",
+        "psychiatric_or_mental_illness",
+    }
+)
 
 
 def _model_type(checkpoint: Path) -> str:
@@ -56,7 +71,7 @@ class DetoxifyScorer:
         else:
             self._detoxify = self._load_rewritten(checkpoint, config_dir, device)
         self.class_names: list[str] = list(self._detoxify.class_names)
-        unmapped = set(self.class_names) - set(CLASS_TO_CATEGORY)
+        unmapped = set(self.class_names) - set(CLASS_TO_CATEGORY) - IDENTITY_CLASSES
         if unmapped:
             raise ValueError(f"no category mapping for Detoxify classes {sorted(unmapped)}")
 
@@ -95,6 +110,8 @@ class DetoxifyScorer:
         for raw in self.raw_predict(texts):
             scores: dict[Category, float] = {}
             for name, score in raw.items():
+                if name in IDENTITY_CLASSES:
+                    continue
                 category = CLASS_TO_CATEGORY[name]
                 scores[category] = max(scores.get(category, 0.0), score)
             out.append(scores)

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from classifiers.answer_intent import ANSWER_EMBED_BAND
 from classifiers.intent_model import DEFAULT_EMBED_BAND
 from classifiers.lexicon import LexiconPolicy
+from classifiers.moderation import DEFAULT_BAND
 from classifiers.policy import Bands, PatternRule, ThresholdPolicy
 from classifiers.sensitive_data import SensitiveDataPolicy
 from classifiers.steering import Steering
@@ -183,10 +184,97 @@ class GeneratorOverrides(BaseSettings):
         return merged
 
 
-class DetoxifyConfig(_Config):
-    checkpoint: str = "toxicity/toxicity.ckpt"
-    config_dir: str = "toxicity/hf"
+class ToxicityConfig(_Config):
+    """The Moderator's toxicity model (classifiers/toxicity.py) and the cascade band it routes by."""
+
+    model_path: str = Field("toxicity", description="Artefact directory, relative to the models directory.")
+    embedding_path: str | None = Field(
+        "minilm",
+        description="Sentence-encoder directory the stacked head was trained on; null runs the n-gram model alone "
+        "and sends no text to the head.",
+    )
+    threads: int | None = Field(None, ge=1, description="Texts the encoder runs at once (default: the replica's CPUs).")
+    band: tuple[Probability, Probability] = Field(
+        DEFAULT_BAND,
+        description="The band's members (the stacked head, `members` with stage band) read the texts whose n-gram "
+        "toxicity score lies strictly inside this band; [0, 1] sends every text.",
+    )
+    route_groups: bool = Field(True, description="Also send every text that names a group of people to the band.")
+
+    @field_validator("band")
+    @classmethod
+    def _ordered(cls, band: tuple[float, float]) -> tuple[float, float]:
+        if band[0] >= band[1]:
+            raise ValueError(f"band must be [low, high] with low < high, got {list(band)}")
+        return band
+
+    def load_key(self) -> tuple:
+        return (self.model_path, self.embedding_path, self.threads)
+
+
+class _MemberConfig(_Config):
+    name: str | None = Field(None, description="Shown in reasons and logs (default: the kind).")
+    stage: Literal["band", "all"] = Field("band", description="`band`: only the cascade's uncertain texts.")
+
+
+class DetoxifyMember(_MemberConfig):
+    """A Detoxify checkpoint (the original, unbiased or multilingual releases, or one of your own)."""
+
+    kind: Literal["detoxify"]
+    checkpoint: str = Field(description="The .ckpt file (relative to the models directory, or absolute).")
+    config_dir: str = Field(description="Directory with the model's config.json and tokenizer files.")
     device: Device = "cpu"
+
+
+class HFClassifierMember(_MemberConfig):
+    """A local Hugging Face text-classification directory (config.json with id2label, weights, tokenizer)."""
+
+    kind: Literal["hf_classifier"]
+    path: str
+    labels: dict[str, Category] = Field(description="Model label -> category; other labels are not reported.")
+    activation: Literal["auto", "sigmoid", "softmax"] = "auto"
+    max_length: int = Field(512, ge=8)
+    device: Device = "cpu"
+
+
+class OnnxClassifierMember(_MemberConfig):
+    """An ONNX sequence classifier: model.onnx, tokenizer.json and labels.json (or config.json) in one directory."""
+
+    kind: Literal["onnx_classifier"]
+    path: str
+    labels: dict[str, Category] = Field(description="Model label -> category; other labels are not reported.")
+    activation: Literal["sigmoid", "softmax"] = "sigmoid"
+    max_length: int = Field(512, ge=8)
+    threads: int = Field(1, ge=1)
+
+
+class ChatJudgeMember(_MemberConfig):
+    """A safety LLM (Llama Guard 3, ShieldGemma) behind an OpenAI-compatible chat endpoint; asked only about
+    the band's texts."""
+
+    kind: Literal["chat_judge"]
+    url: str = Field(pattern=r"^https?://.+/v1/?$", description="Base URL ending in /v1.")
+    model: str = Field(min_length=1)
+    format: Literal["llama_guard_3", "shieldgemma"]
+    api_key_env: str | None = Field(None, description="Environment variable holding the endpoint's key, if any.")
+    timeout_s: float = Field(2.0, gt=0, le=60)
+    concurrency: int = Field(8, ge=1, le=256)
+    unsafe_score: Probability = Field(1.0, description="The score an `unsafe` verdict gives its categories.")
+    on_error: Action = Field(
+        Action.REVIEW, description="For a text it could not judge in time: review (default), block or allow."
+    )
+
+    @field_validator("stage")
+    @classmethod
+    def _band_only(cls, stage: str) -> str:
+        if stage != "band":
+            raise ValueError("a chat_judge reads only the band's texts (stage: band)")
+        return stage
+
+
+ModeratorMember = Annotated[
+    DetoxifyMember | HFClassifierMember | OnnxClassifierMember | ChatJudgeMember, Field(discriminator="kind")
+]
 
 
 class ModeratorConfig(_Config):
@@ -196,8 +284,13 @@ class ModeratorConfig(_Config):
     thresholds: ThresholdPolicy = ThresholdPolicy(
         default=Bands(review=0.6, block=0.85), categories={Category.PROFANITY: Bands(review=0.7, block=0.9)}
     )
-    detoxify: DetoxifyConfig | None = DetoxifyConfig()
+    toxicity: ToxicityConfig | None = Field(
+        ToxicityConfig(), description="The toxicity model and the cascade; null: no toxicity model."
+    )
     profanity_model: bool = True
+    members: tuple[ModeratorMember, ...] = Field(
+        (), description="Further models (production weights, a safety LLM), each with its `kind`."
+    )
     answer_intent: AnswerIntentConfig | None = Field(
         AnswerIntentConfig(), description="Harmful-instruction check: the intent ensemble on question + answer."
     )
@@ -210,9 +303,29 @@ class ModeratorConfig(_Config):
         description="Added, over all model scores, for answers on the strict policy: borderline ones are reviewed.",
     )
     max_batch_size: int = Field(16, ge=1)
+    batch_wait_timeout_s: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How long a lone call waits for others to batch with. 0: none; calls that arrive while a batch "
+        "runs still form the next one.",
+    )
+
+    @model_validator(mode="after")
+    def _unique_member_names(self) -> ModeratorConfig:
+        names = [member.name or member.kind for member in self.members]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"moderator members need distinct names: {repeated} repeated")
+        return self
 
     def load_key(self) -> tuple:
-        return (self.detoxify, self.profanity_model, self.answer_intent)
+        return (
+            self.toxicity.load_key() if self.toxicity else None,
+            self.profanity_model,
+            self.members,
+            self.answer_intent,
+        )
 
     def decoding_bans(self) -> tuple[str, ...]:
         """The phrases of the deny-list's plain-phrase `block` rules: constrained decoding (transformers backend)

