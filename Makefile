@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.safeserve-installed
 
-.PHONY: help install system-deps models run monitor test test-unit lint bench bench-classifiers eval config-check clean
+.PHONY: help install system-deps models serving-models run monitor test test-unit lint bench bench-classifiers eval config-check clean
 
 help:
 	@echo "make run     install what is missing, start Redis and serve SafeServe on http://127.0.0.1:8000"
@@ -34,10 +34,16 @@ system-deps:
 models: install
 	$(VENV)/bin/safeserve models build
 
+# What `make run` serves with: the evaluation sets and the small Detoxify-format test model are left to
+# `make test` and `make eval`, so the first start stays short.
+SERVING_MODELS := --only generator --only intent --only toxicity
+serving-models: install
+	$(VENV)/bin/safeserve models build $(SERVING_MODELS)
+
 config-check: install
 	$(VENV)/bin/safeserve config check configs/local.yaml configs/production.yaml
 
-run: install system-deps models config-check
+run: install system-deps serving-models config-check
 	@scripts/run.sh
 
 monitor:

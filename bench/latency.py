@@ -1,12 +1,16 @@
 """Per-stage latency through a running gateway, and its overhead over calling the model directly.
 
     python -m bench.latency [--url http://127.0.0.1:8000] [-n 20] [--max-tokens 32] [--direct]
+    python -m bench.latency --moderations [-n 200]
 
 Reads each response's `Server-Timing` header (auth, patterns, classify, generate, moderate, total), prints
 p50/p95 per stage and the gateway's overhead (server total minus generation), and writes them to
 bench/results/latency.json. With --direct it also loads the default model in this process with the same
 Generator config and runs each prompt there right after the gateway did: `overhead_vs_direct` is the
 client-side time minus that direct time.
+With --moderations it sends `POST /v1/moderations` one text at a time instead: answers of the served model of
+about 60 words (from the output evaluation set), and reports the client's p50/p95 beside the server's stages,
+written to bench/results/latency_moderations.json.
 A key is taken from SAFESERVE_API_KEY, or created with the admin key (SAFESERVE_ADMIN_KEY or
 .safeserve/admin_key).
 """
@@ -100,13 +104,37 @@ def measure(url: str, key: str, n: int, max_tokens: int, model: str, direct: Dir
     return rows
 
 
+def sixty_word_answers(n: int) -> list[str]:
+    """Up to n of the served model's answers, each cut to its first 60 words (the target's text)."""
+    from classifiers.paths import models_dir
+
+    lines = (models_dir() / "eval" / "output.jsonl").read_text().splitlines()
+    texts = [json.loads(line)["text"] for line in lines]
+    answers = [" ".join(t.split()[:60]) for t in texts if len(t.split()) >= 60][:n]
+    return [answers[i % len(answers)] for i in range(n)]
+
+
+def measure_moderations(url: str, key: str, n: int) -> list[dict]:
+    rows = []
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+        for text in [*sixty_word_answers(10), *sixty_word_answers(n)][: n + 10]:
+            start = time.perf_counter()
+            response = client.post("/v1/moderations", json={"input": text})
+            elapsed = (time.perf_counter() - start) * 1000
+            response.raise_for_status()
+            row = parse_server_timing(response.headers["server-timing"])
+            row["client_total"] = elapsed
+            rows.append(row)
+    return rows[10:]  # the first ten warm the connection and the replicas
+
+
 def summarise(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     stages = sorted({name for row in rows for name in row})
     summary = {}
     for stage in stages:
         values = [row[stage] for row in rows if stage in row]
         summary[stage] = {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95), "n": len(values)}
-    overhead = [row["total"] - row.get("generate", 0.0) for row in rows]
+    overhead = [row["total"] - row.get("generate", 0.0) for row in rows if "total" in row]
     summary["gateway_overhead"] = {
         "p50": percentile(overhead, 0.5),
         "p95": percentile(overhead, 0.95),
@@ -122,22 +150,30 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--model", default="safeserve-smollm2")
     parser.add_argument("--direct", action="store_true", help="also time the model called directly in process")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "latency.json")
+    parser.add_argument("--moderations", action="store_true", help="time POST /v1/moderations on 60-word answers")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    direct = DirectModel() if args.direct else None
-    rows = measure(args.url, api_key(args.url), args.n, args.max_tokens, args.model, direct)
-    summary = summarise(rows)
-    report = {"url": args.url, "n": args.n, "max_tokens": args.max_tokens, "stages_ms": summary}
+    if args.moderations:
+        rows = measure_moderations(args.url, api_key(args.url), args.n)
+        out = args.out or ROOT / "bench" / "results" / "latency_moderations.json"
+        report = {"url": args.url, "n": args.n, "route": "/v1/moderations", "stages_ms": summarise(rows)}
+    else:
+        direct = DirectModel() if args.direct else None
+        rows = measure(args.url, api_key(args.url), args.n, args.max_tokens, args.model, direct)
+        out = args.out or ROOT / "bench" / "results" / "latency.json"
+        report = {"url": args.url, "n": args.n, "max_tokens": args.max_tokens, "stages_ms": summarise(rows)}
+    summary = report["stages_ms"]
 
     print(f"{'stage':<18}{'p50 ms':>10}{'p95 ms':>10}")
     for stage, values in summary.items():
         if stage != "completion_tokens":
             print(f"{stage:<18}{values['p50']:>10.1f}{values['p95']:>10.1f}")
-    print(f"mean completion tokens: {statistics.mean(r['completion_tokens'] for r in rows):.1f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"written to {args.out}")
+    if not args.moderations:
+        print(f"mean completion tokens: {statistics.mean(r['completion_tokens'] for r in rows):.1f}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

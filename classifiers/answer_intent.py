@@ -17,10 +17,9 @@ from classifiers.taxonomy import HARM_CATEGORIES, Category
 
 INSTRUCTION_CATEGORIES = HARM_CATEGORIES - {Category.HATE, Category.HARASSMENT}
 QUESTION_CHARS = 600  # the end of a long conversation is the question being answered
-# The answer check's cascade band, on the instruction categories' n-gram mass. The intent model's default band was
-# chosen out of fold on requests; no labelled answers exist to choose one for answers that way, so the answer
-# check keeps the band its figures were measured with (docs/evaluation.md).
-ANSWER_EMBED_BAND = (0.1, 0.9)
+# The answer check's cascade band, on the instruction categories' n-gram mass: chosen on the output dev set's
+# answers (bench/moderator_policy.py), not the input side's band, which was chosen out of fold on requests.
+ANSWER_EMBED_BAND = (0.3, 0.8)
 
 
 def exchange_text(answer: str, question: str = "") -> str:

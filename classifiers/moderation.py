@@ -41,8 +41,9 @@ from classifiers.toxicity import ToxicityModel, category_scores
 from classifiers.verdict import Action, Verdict, apply_redactions, merge_redactions, strongest
 
 LAYER = "moderator"
-# Chosen on the output dev set (docs/evaluation.md, "The Moderator's cascade"), never on the test set.
-DEFAULT_BAND = (0.1, 0.9)
+# The toxicity n-gram scores whose texts go to the band: chosen on the output dev set (bench/moderator_policy.py),
+# never on the test set.
+DEFAULT_BAND = (0.2, 0.6)
 
 # (texts, the questions they answer) -> per text its category scores, or None where the member gave no verdict.
 MemberFn = Callable[[list[str], list[str]], list[dict[Category, float] | None]]

