@@ -80,7 +80,7 @@ def signals(rows: list[dict], config) -> Signals:
     from classifiers.moderation import OutputModerator
     from classifiers.patterns import PatternSet
     from classifiers.profanity_model import ProfanityScorer
-    from classifiers.verdict import Action
+    from classifiers.verdict import Action, apply_redactions
     from deployments.moderator import load_scorers
 
     scorers = load_scorers(config.moderator)
@@ -99,7 +99,9 @@ def signals(rows: list[dict], config) -> Signals:
     ngram, head, neighbours = model.member_probabilities(exchanges)
     full = model._combiner.predict_proba(stack_features(ngram, head, neighbours))
     columns = [model.columns[category] for category in answer.categories]
-    profanity = [scores.get(next(iter(scores)), 0.0) for scores in ProfanityScorer().predict(texts)]
+    checked = [rules.lexicon.check(text, layer="moderator", lexicon=rules.words) for text in texts]
+    masked = [apply_redactions(text, words.redactions) for text, words in zip(texts, checked, strict=True)]
+    profanity = [scores.get(next(iter(scores)), 0.0) for scores in ProfanityScorer().predict(masked)]
     return Signals(
         source=np.array([row["source"] for row in rows]),
         unsafe=np.array([row["label"] == "unsafe" for row in rows]),

@@ -11,9 +11,11 @@ which texts went there, so the share can be measured and watched.
 
 Redaction is about what is delivered. A `block` kind in `SensitiveDataPolicy` or a `block` severity in
 `LexiconPolicy` blocks like any other layer; what they redact comes back as `Verdict.redactions` on a
-verdict that does not block, for the caller to apply (`classifiers.verdict.apply_redactions`). The models
-score the text as generated, except that the words the lexicon masks are masked for them too: a swear word
-left in would make the profanity model block the very answer the mask was meant to deliver.
+verdict that does not block, for the caller to apply (`classifiers.verdict.apply_redactions`). The `scorers`
+(the profanity model) read the text with the lexicon's masks applied: it finds swear words, so a word left in
+would make it block the very answer the mask was meant to deliver. The toxicity model, the members and the
+answer check read the text as generated: whether a message insults, threatens or demeans someone is in how
+it says it, swear words included ("f*** you, idiot" is an insult however it is delivered).
 
 `answer_scorers` (the intent ensemble as `classifiers.answer_intent.HarmfulAnswerScorer`) read each text in the
 context of the question it answers, when the caller gives one: harmful instructions are recognised by what
@@ -139,9 +141,11 @@ class OutputModerator:
         # wrongly: a toxicity model scored an empty string 0.74 harassment.
         questions = questions or [""] * len(texts)
         read = [i for i, text in enumerate(masked) if text.strip()]
-        read_texts = [masked[i] for i in read]
+        read_texts = [texts[i] for i in read]
         read_questions = [questions[i] for i in read]
-        own, band, failed = self._text_scores(read_texts, read_questions) if read else ([], [], [])
+        own, band, failed = (
+            self._text_scores(read_texts, [masked[i] for i in read], read_questions) if read else ([], [], [])
+        )
         answer, embedded = self._answer_scores(read_texts, read_questions) if read else ([], [])
         in_context = _placed(answer, read, len(texts))
         own_placed = _placed(own, read, len(texts))
@@ -169,11 +173,11 @@ class OutputModerator:
         return unsure
 
     def _text_scores(
-        self, texts: list[str], questions: list[str]
+        self, texts: list[str], masked: list[str], questions: list[str]
     ) -> tuple[list[dict[Category, float]], list[bool], list[Verdict | None]]:
         """Per text: the text models' scores, whether it went to the band, and the verdict a member's failure on
-        it calls for (None: none failed)."""
-        rows: list[list[dict[Category, float]]] = [[scores] for scores in ensemble_predict(self.scorers, texts)]
+        it calls for (None: none failed). `masked`: the texts with the lexicon's masks, for `scorers`."""
+        rows: list[list[dict[Category, float]]] = [[scores] for scores in ensemble_predict(self.scorers, masked)]
         toxic = self.toxicity.score(texts) if self.toxicity is not None else np.zeros(len(texts))
         band = self.in_band(texts, toxic)
         chosen = np.flatnonzero(band)
