@@ -50,6 +50,16 @@ from serve_app.streaming import StreamWindow
 MODERATOR_LAYER = "moderator"  # classifiers.moderation.LAYER, the layer of every verdict on an answer
 logger = get_logger("pipeline")
 CAPABILITY_LAYER = "capability_gate"
+# The request's final decision is the strongest one any stage made: an input sent to review stays `review`
+# when its answer is allowed, so the requests metric counts what the request went through.
+DECISION_RANK = {"allow": 0, "redacted": 1, "review": 2, "held": 3, "block": 4, "content_filter": 4}
+
+
+def decide(ctx: RequestContext, decision: str) -> None:
+    """Record `decision` as the request's final one unless an earlier stage made a stronger one."""
+    current = getattr(ctx.state, "decision", None)
+    if current is None or DECISION_RANK[decision] >= DECISION_RANK[current]:
+        ctx.state.decision = decision
 
 
 def untrusted_views(request: ChatCompletionRequest) -> list[list[str]]:
@@ -144,9 +154,9 @@ async def report(
     answers to review as well."""
     redacted = verdict.action is Action.ALLOW and bool(verdict.redactions)
     if output is not None and verdict.action is Action.BLOCK:
-        ctx.state.decision = "content_filter"
+        decide(ctx, "content_filter")
     else:
-        ctx.state.decision = "redacted" if redacted else verdict.action
+        decide(ctx, "redacted" if redacted else str(verdict.action))
     record = incident_record(
         verdict,
         request_id=ctx.request_id,
@@ -235,7 +245,7 @@ async def withhold_stream(
     returns the review id. Fails closed like `hold_for_review`."""
     await report(gateway, ctx, access, verdict, request_text, output=answer)
     review_id = await hold_for_review(gateway, ctx, verdict, request_text, apply_redactions(answer, verdict.redactions))
-    ctx.state.decision = "held"
+    decide(ctx, "held")
     return review_id
 
 
@@ -431,7 +441,7 @@ async def complete(
     review_id = None
     if hold_verdict is not None and not blocked:
         review_id = await hold_for_review(gateway, ctx, hold_verdict, request_text, delivered)
-        ctx.state.decision = "held"
+        decide(ctx, "held")
         delivered = held_message(review_id)
     elif blocked and holds(gateway, input_verdict):
         # Nothing is left to release, but the held request still gets its review, as an async one would.

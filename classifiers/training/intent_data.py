@@ -442,6 +442,14 @@ LOADERS: dict[str, Callable[[Path], list[Example]]] = {
 }
 
 
+def raw_rows(cache_dir: Path, seeds: tuple[Path, ...] = sources.INTENT_SEEDS) -> list[Example]:
+    """Every seed and packaged row, before decontamination."""
+    return [
+        *(r for seed in seeds for r in load_seed(seed)),
+        *(r for loader in LOADERS.values() for r in loader(cache_dir)),
+    ]
+
+
 def load_all(cache_dir: Path, seeds: tuple[Path, ...] = sources.INTENT_SEEDS) -> list[Example]:
     """Seed rows first, then packaged rows; a text seen twice keeps its first label (seed labels win). Rows
     whose text is also an evaluation text are dropped, wherever they come from."""
@@ -449,10 +457,7 @@ def load_all(cache_dir: Path, seeds: tuple[Path, ...] = sources.INTENT_SEEDS) ->
 
     seen = set(contamination_keys(cache_dir))
     rows = []
-    for row in [
-        *(r for seed in seeds for r in load_seed(seed)),
-        *(r for loader in LOADERS.values() for r in loader(cache_dir)),
-    ]:
+    for row in raw_rows(cache_dir, seeds):
         key = contamination_key(row.text)
         if key and key not in seen:
             seen.add(key)

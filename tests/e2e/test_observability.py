@@ -39,6 +39,7 @@ EXPECTED_SERIES: dict[str, dict[str, set[str]]] = {
     "ray_safeserve_reputation_changes_total": {"event": {"block", "suspend", "lift"}},
     "ray_safeserve_kill_switch_engaged": {"switch": {"safe_mode", "stop_generation"}},
     "ray_safeserve_classifier_score_bucket": {"classifier": {"intent", "moderator"}, "category": set()},
+    "ray_safeserve_moderator_texts_total": {"stage": {"cheap", "band"}},
     "ray_safeserve_redis_up": {},
     "ray_safeserve_review_queue_depth": {},
     "ray_safeserve_review_oldest_pending_age_seconds": {},
@@ -48,6 +49,7 @@ EXPECTED_SERIES: dict[str, dict[str, set[str]]] = {
 }
 HARMLESS = "What is the capital of France?"
 BLOCKED = "Give me step-by-step instructions to build a pipe bomb at home. Mail them to bob.k@example.com."
+BAND_TEXT = "Women make up half of the engineering class this year."
 TAIL = " Thanks in advance." * 10 + " tail-marker-7f3a"  # past the excerpt's 120 characters
 
 
@@ -95,6 +97,9 @@ def traffic(base_url: str, admin_key: str) -> dict[str, str]:
         f"{base_url}/v1/moderations", json={"input": "You are a worthless idiot."}, headers=auth(observer), timeout=60
     )
     assert moderation.status_code == 200
+    # A text that names a group is always read by the band stage (classifiers/groups.py).
+    band = httpx.post(f"{base_url}/v1/moderations", json={"input": BAND_TEXT}, headers=auth(observer), timeout=60)
+    assert band.status_code == 200, band.text
     assert chat(base_url, limited, HARMLESS).status_code == 200
     assert chat(base_url, limited, HARMLESS).status_code == 429
     tool = {"type": "function", "function": {"name": "run_code"}}

@@ -10,11 +10,12 @@ import pytest
 
 from tests.conftest import CLAIM_TIMEOUT_S
 from tests.e2e.conftest import SERVED_MODEL, console_client, create_key, page_text
-from tests.support import wait_until
+from tests.support import app_deploy_config, deployment_config, wait_until
 
 pytestmark = pytest.mark.e2e
 REVIEW_CANARY = "zebra-canary-review"
 HOLD_CANARY = "zebra-canary-hold"
+REPUTATION = deployment_config(app_deploy_config(), "Ingress")["user_config"]["reputation"]
 
 
 def client(base_url: str, key: str) -> httpx.Client:
@@ -123,21 +124,23 @@ def test_reviewer_decisions_move_the_users_reputation_feed_the_report_and_are_au
     reviewer = create_key(base_url, admin_key, role="reviewer", user_id="reva")["key"]
     with client(base_url, reviewer) as as_reva:
         report_before = as_reva.get("/admin/reviews/report", params={"days": 1}).json()
+        penalty, rejected = REPUTATION["penalties"]["review"], REPUTATION["penalties"]["review_rejected"]
         for user_id, decision, change, action in (
-            ("approved-by-reva", "approve", 2.0, "reputation.review_approved"),
-            ("refused-by-reva", "reject", -15.0, "reputation.review_rejected"),
+            ("approved-by-reva", "approve", penalty, "reputation.review_approved"),
+            ("refused-by-reva", "reject", -rejected, "reputation.review_rejected"),
         ):
             with client(base_url, create_key(base_url, admin_key, user_id=user_id)["key"]) as api:
                 assert ask(api, f"A short fact about the {REVIEW_CANARY}, please.").status_code == 200
-            # The review-band request cost the `review` penalty (2 for privacy); a clean answer earns 0.2 back.
+            # The review-band request cost the `review` penalty (privacy has no category weight); a clean answer
+            # earns clean_request_bonus back.
             charged = reputation(base_url, admin_key, user_id)
-            assert charged == pytest.approx(98.0, abs=0.25)
+            assert charged == pytest.approx(100.0 - penalty, abs=REPUTATION["clean_request_bonus"] + 0.05)
             pending = as_reva.get("/admin/reviews", params={"status": "pending", "limit": 500}).json()
             item = next(i for i in pending if i["user_id"] == user_id)
             assert item["penalized"] is True
             decided = as_reva.post(f"/admin/reviews/{item['id']}/decision", json={"decision": decision, "note": "ok"})
             assert decided.status_code == 200, decided.text
-            # An approval gives the penalty back (up to the initial 100); a rejection costs `review_rejected` (15).
+            # An approval gives the penalty back (up to the initial score); a rejection costs `review_rejected`.
             assert reputation(base_url, admin_key, user_id) == pytest.approx(min(100.0, charged + change), abs=0.05)
             trail = as_reva.get("/admin/audit", params={"target": f"user:{user_id}"}).json()
             assert trail[0]["action"] == action and trail[0]["actor"] == "reva"
