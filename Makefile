@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.safeserve-installed
 
-.PHONY: help install system-deps models serving-models run monitor test test-unit lint bench bench-classifiers eval config-check clean
+.PHONY: help install system-deps models serving-models run monitor test test-unit lint bench bench-gateway bench-classifiers eval config-check clean
 
 help:
 	@echo "make run     install what is missing, start Redis and serve SafeServe on http://127.0.0.1:8000"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint    ruff: lint and format check"
 	@echo "make eval    measure detection on the evaluation sets (docs/evaluation.md), in process"
 	@echo "make bench   send requests through a running gateway and print per-stage latency"
+	@echo "make bench-gateway  the gateway beside its upstream alone and a minimal pass-through, under load"
 	@echo "make bench-classifiers  speed of the safety models, in process and through their deployments"
 	@echo "make clean   remove the virtualenv and local state (.venv, .safeserve)"
 
@@ -62,6 +63,11 @@ test-unit: install
 
 bench: install
 	$(PY) -m bench.latency
+
+# The gateway beside the upstream alone and a minimal pass-through (docs/architecture.md, Measurements).
+bench-gateway: install serving-models
+	@scripts/system_deps.sh --bench
+	source scripts/env.sh && $(PY) -m bench.gateway
 
 bench-classifiers: install models
 	source scripts/env.sh && $(PY) -m bench.classifiers

@@ -15,6 +15,7 @@ received.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import threading
@@ -56,7 +57,7 @@ def last_user_text(messages: list[dict]) -> str:
     return next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
 
 
-def script_for(messages: list[dict]) -> list[str]:
+def script_for(messages: list[dict], clean: list[str] = CLEAN) -> list[str]:
     last = last_user_text(messages)
     if "seaside" in last:
         return UNSAFE
@@ -66,7 +67,7 @@ def script_for(messages: list[dict]) -> list[str]:
         return POSTCARD
     if "canal" in last:
         return PERSONA
-    return LONG if "lighthouse" in last else CLEAN
+    return LONG if "lighthouse" in last else clean
 
 
 def tool_call_for(messages: list[dict]) -> dict | None:
@@ -83,8 +84,18 @@ def tool_call_for(messages: list[dict]) -> dict | None:
 
 
 class ScriptedUpstream:
-    def __init__(self, delay_s: float = 0.0, words_per_chunk: int = 1, stall_s: float = 3.0) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        delay_s: float = 0.0,
+        words_per_chunk: int = 1,
+        stall_s: float = 3.0,
+        port: int | None = None,
+        clean: list[str] | None = None,
+        keep_requests: bool = True,
+    ) -> None:
+        self.port = port or free_port()
+        self.clean = clean or CLEAN
+        self.keep_requests = keep_requests  # off for load tests, where the bodies would only pile up
         self.delay_s = delay_s
         self.words_per_chunk = words_per_chunk
         self.stall_s = stall_s
@@ -103,6 +114,10 @@ class ScriptedUpstream:
         wait_until(lambda: self._server.started, 10, what="the scripted upstream")
         return self
 
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted."""
+        self._server.run()
+
     def stop(self) -> None:
         self._server.should_exit = True
         self._thread.join(10)
@@ -113,13 +128,14 @@ class ScriptedUpstream:
         @app.post("/v1/chat/completions")
         async def chat(request: Request):
             body = await request.json()
-            self.received.append(body)
+            if self.keep_requests:
+                self.received.append(body)
             last = body["messages"][-1].get("content") or ""
             if "market" in last and self._flaky_failures < 2:
                 self._flaky_failures += 1
                 return JSONResponse({"error": {"message": "overloaded"}}, status_code=503)
             call = tool_call_for(body["messages"])
-            script = [] if call else script_for(body["messages"])
+            script = [] if call else script_for(body["messages"], self.clean)
             words = script[: body.get("max_tokens") or 10_000]  # a word stands for a token here
             created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
             finish = "tool_calls" if call else "length" if len(words) < len(script) else "stop"
@@ -176,3 +192,20 @@ class ScriptedUpstream:
             return StreamingResponse(events(), media_type="text/event-stream")
 
         return app
+
+
+def main() -> None:
+    """Serve in the foreground, as a process of its own (bench/gateway.py measures gateways in front of it)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--answer", default=" ".join(CLEAN), help="the clean script's words")
+    parser.add_argument("--words-per-chunk", type=int, default=1)
+    args = parser.parse_args()
+    upstream = ScriptedUpstream(
+        port=args.port, clean=args.answer.split(), words_per_chunk=args.words_per_chunk, keep_requests=False
+    )
+    upstream.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -74,6 +74,13 @@ class IntentClassifierConfig(IntentModelConfig):
         description="Added for requests on the strict policy (low reputation, strict tier, high-risk tool).",
     )
     max_batch_size: int = Field(32, ge=1)
+    batch_wait_timeout_s: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How long a lone call waits for others to batch with. 0: none; calls that arrive while a batch "
+        "runs still form the next one.",
+    )
 
     def load_key(self) -> tuple:
         return (self.model_path, self.embedding_path, self.threads)

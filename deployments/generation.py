@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 # An OpenAI chat message: role and content, plus `tool_calls` (assistant) or `tool_call_id` (tool) where set.
 Message = dict[str, Any]
@@ -51,8 +51,12 @@ class Completion:
 
 
 class GeneratorBackend(Protocol):
+    """A model run in the Generator's own process: blocking calls, which the Generator runs in a thread and
+    gathers concurrent requests for into one batch."""
+
     # Whether the model takes `tools` and tool turns (assistant `tool_calls`, `tool` messages) natively.
     tool_use: bool
+    runs_model: Literal[True]
 
     def generate(self, messages: list[Message], params: SamplingParams) -> Completion: ...
 
@@ -63,4 +67,18 @@ class GeneratorBackend(Protocol):
     def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | ToolCall | StreamEnd]:
         """Yield text pieces as they are generated, then each whole tool call the model made, then a StreamEnd;
         closing the iterator stops generation."""
+        ...
+
+
+class ServerBackend(Protocol):
+    """A model server elsewhere (OpenAI-compatible): asynchronous calls, relayed as they come, since the server
+    batches concurrent requests itself."""
+
+    tool_use: bool
+    runs_model: Literal[False]
+
+    async def generate(self, messages: list[Message], params: SamplingParams) -> Completion: ...
+
+    def stream(self, messages: list[Message], params: SamplingParams) -> AsyncIterator[str | ToolCall | StreamEnd]:
+        """As GeneratorBackend.stream; closing the iterator (`aclose`) closes the server's stream."""
         ...

@@ -1,6 +1,8 @@
 """Generator deployment: steering applied here, so every backend receives the same guarded prompt.
 
-The backend is chosen in config (`transformers` or `openai_upstream`); SAFESERVE_GENERATOR_BACKEND,
+The backend is chosen in config (`transformers` or `openai_upstream`): a model run here gets concurrent requests
+gathered into batches, in a thread; an upstream server (which batches itself) gets each request relayed as it
+comes, on the event loop. SAFESERVE_GENERATOR_BACKEND,
 SAFESERVE_UPSTREAM_URL and SAFESERVE_UPSTREAM_MODEL in the environment override it (GeneratorOverrides).
 Constrained decoding bans the config's `banned_phrases` and the output policy's plain-phrase block rules, which
 the Moderator (bound to this deployment by the builder) is asked for, at most every `POLICY_BANS_TTL_S`
@@ -20,7 +22,15 @@ from ray.serve.handle import DeploymentHandle
 
 from classifiers.steering import steer
 from deployments.config import GeneratorConfig, GeneratorOverrides
-from deployments.generation import Completion, GeneratorBackend, Message, SamplingParams, StreamEnd, ToolCall
+from deployments.generation import (
+    Completion,
+    GeneratorBackend,
+    Message,
+    SamplingParams,
+    ServerBackend,
+    StreamEnd,
+    ToolCall,
+)
 from deployments.openai_upstream_backend import OpenAIUpstreamBackend
 from deployments.transformers_backend import TransformersBackend
 
@@ -29,10 +39,51 @@ _END = object()
 POLICY_BANS_TTL_S = 5.0
 
 
+async def coalesced(pieces: AsyncIterator[str | ToolCall | StreamEnd]) -> AsyncIterator[str | ToolCall | StreamEnd]:
+    """The stream with the text pieces that arrived while the last yield was on its way joined into one: each
+    yield is a message to the ingress, and an upstream faster than that hop would otherwise queue them one by one.
+    Order is kept, and a fault in the stream is raised where it happened in it; closing this closes `pieces`."""
+    queue: asyncio.Queue = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for piece in pieces:
+                queue.put_nowait(piece)
+        except Exception as exc:  # handed to the reader, in order
+            queue.put_nowait(exc)
+        queue.put_nowait(_END)
+
+    task = asyncio.ensure_future(pump())
+    try:
+        while True:
+            items = [await queue.get()]
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            text: list[str] = []
+            for item in items:
+                if isinstance(item, str):
+                    text.append(item)
+                    continue
+                if text:
+                    yield "".join(text)
+                    text = []
+                if item is _END:
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+            if text:
+                yield "".join(text)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pieces.aclose()
+
+
 class Generator:
     def __init__(self, moderator: DeploymentHandle | None = None) -> None:
         self.config: GeneratorConfig | None = None
-        self._backend: GeneratorBackend | None = None
+        self._backend: GeneratorBackend | ServerBackend | None = None
         self._moderator = moderator
         self._policy_bans: tuple[str, ...] = ()
         self._policy_bans_at = float("-inf")
@@ -41,7 +92,7 @@ class Generator:
         config = GeneratorOverrides().apply(user_config)
         if self._backend is None or self.config is None or self.config.load_key() != config.load_key():
             self._backend = _BACKENDS[config.backend](config)
-        self.generate.set_max_batch_size(config.max_batch_size)
+        self._generate_batch.set_max_batch_size(config.max_batch_size)
         self.config = config
 
     def prompt_messages(self, messages: list[Message], tier: str | None = None) -> list[Message]:
@@ -49,10 +100,8 @@ class Generator:
         return steer(messages, self.config.steering_for(tier), tool_turns=self._backend.tool_use)
 
     async def _banned(self) -> tuple[str, ...]:
-        """The phrases to ban from decoding: the config's own and the output policy's (transformers backend only:
-        an upstream server cannot be constrained, the Moderator catches them there)."""
-        if self.config.backend != "transformers":
-            return ()
+        """The phrases to ban from decoding a model run here: the config's own and the output policy's (an upstream
+        server cannot be constrained; the Moderator catches them there)."""
         if self._moderator is not None and time.monotonic() - self._policy_bans_at > POLICY_BANS_TTL_S:
             self._policy_bans = await self._moderator.decoding_bans.remote()
             self._policy_bans_at = time.monotonic()
@@ -66,10 +115,16 @@ class Generator:
             banned=banned,
         )
 
+    async def generate(self, messages: list[Message], params: SamplingParams) -> Completion:
+        """One request's answer."""
+        if self._backend.runs_model:
+            return await self._generate_batch(messages, params)
+        return await self._backend.generate(self.prompt_messages(messages, params.tier), self._params(params, ()))
+
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def generate(self, messages: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
-        """One call per request, `generate(messages, params)`; Serve gathers concurrent calls into one batch.
-        Generation blocks for seconds: it runs in a thread, keeping the event loop free for health checks."""
+    async def _generate_batch(self, messages: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
+        """Serve gathers concurrent `generate` calls into one batch for a model run here. Generation blocks for
+        seconds: it runs in a thread, keeping the event loop free for health checks."""
         prompts = [self.prompt_messages(m, p.tier) for m, p in zip(messages, params, strict=True)]
         banned = await self._banned()
         return await asyncio.to_thread(self._backend.generate_batch, prompts, [self._params(p, banned) for p in params])
@@ -77,6 +132,18 @@ class Generator:
     async def stream(
         self, messages: list[Message], params: SamplingParams
     ) -> AsyncIterator[str | ToolCall | StreamEnd]:
+        if not self._backend.runs_model:
+            pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params, ()))
+            async for piece in coalesced(pieces):
+                yield piece
+            return
+        async for piece in self._stream_in_thread(messages, params):
+            yield piece
+
+    async def _stream_in_thread(
+        self, messages: list[Message], params: SamplingParams
+    ) -> AsyncIterator[str | ToolCall | StreamEnd]:
+        """A model run here streams from a blocking iterator: each piece is read in a thread."""
         banned = await self._banned()
         pieces = self._backend.stream(self.prompt_messages(messages, params.tier), self._params(params, banned))
         read: asyncio.Future | None = None
@@ -90,8 +157,7 @@ class Generator:
         finally:
             # The backend's stream can only be closed once its thread has left next() ("generator already
             # executing"). Left open, the garbage collector would close it at some later moment, possibly inside
-            # the HTTP client's connection pool while that thread holds the pool's lock, which the close then
-            # waits on forever: every later request to the upstream hung behind it.
+            # a lock the close then waits on forever.
             if read is not None:
                 await asyncio.wait([read])
             await asyncio.to_thread(pieces.close)

@@ -34,9 +34,10 @@ class IntentClassifier:
         self._model.embed_band = config.embed_band
         self._analyzer = IntentAnalyzer([self._model], config.thresholds, config.strict_thresholds)
         self.classify.set_max_batch_size(config.max_batch_size)
+        self.classify.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self.config = config
 
-    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.0)
     async def classify(self, conversations: list[list[Turn]], strict: list[bool]) -> list[Verdict]:
         """One call per request: `classify(turns, strict)`, its untrusted turns (each as its views) and whether it
         runs on the strict policy. Serve gathers concurrent calls into a batch."""

@@ -6,15 +6,17 @@ that has started is never replayed (the client would see text twice). An upstrea
 `timeout_s` (httpx's read timeout: it bounds each wait for data, not the whole answer) fails at once with an
 UpstreamError that says so; a server that slow is not retried. The API key, if the upstream wants one,
 comes from the environment variable the config names, never from the config itself.
+
+The backend is asynchronous: the Generator relays each request as it comes (the upstream batches concurrent
+requests itself), with no batching window and no thread per request or per streamed chunk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
@@ -33,6 +35,7 @@ class UpstreamError(RuntimeError):
 
 class OpenAIUpstreamBackend:
     tool_use = True
+    runs_model = False  # the Generator relays each request as it comes, with no batching window
 
     def __init__(self, config: GeneratorConfig) -> None:
         self.upstream: UpstreamConfig = config.upstream
@@ -41,7 +44,11 @@ class OpenAIUpstreamBackend:
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         timeout = httpx.Timeout(self.upstream.timeout_s, connect=self.upstream.connect_timeout_s)
-        self._client = httpx.Client(base_url=self.upstream.url.rstrip("/"), headers=headers, timeout=timeout)
+        # No pool limit of its own: the Generator's max_ongoing_requests bounds the requests in flight.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        self._client = httpx.AsyncClient(
+            base_url=self.upstream.url.rstrip("/"), headers=headers, timeout=timeout, limits=limits
+        )
         logger.info("guarding upstream %s (model %s)", self.upstream.url, self.upstream.model)
 
     def _body(self, messages: list[Message], params: SamplingParams, stream: bool) -> dict:
@@ -63,35 +70,35 @@ class OpenAIUpstreamBackend:
             body["tool_choice"] = params.tool_choice
         return body
 
-    def _send(self, body: dict) -> httpx.Response:
+    async def _send(self, body: dict) -> httpx.Response:
         """POST /chat/completions, streamed, retried on connection errors, 429 and 5xx until it answers 200."""
         attempt = 0
         while True:
             try:
                 request = self._client.build_request("POST", "/chat/completions", json=body)
-                response = self._client.send(request, stream=True)
+                response = await self._client.send(request, stream=True)
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.ReadTimeout) or attempt >= self.upstream.max_retries:
                     raise self._failure(exc) from exc
             else:
                 if response.status_code == 200:
                     return response
-                response.read()
-                response.close()
+                await response.aread()
+                await response.aclose()
                 if response.status_code not in RETRY_STATUSES or attempt >= self.upstream.max_retries:
                     raise UpstreamError(f"upstream answered {response.status_code}: {response.text[:200]}")
             attempt += 1
-            time.sleep(min(0.25 * 2**attempt, 4.0))
+            await asyncio.sleep(min(0.25 * 2**attempt, 4.0))
 
     def _failure(self, exc: httpx.TransportError) -> UpstreamError:
         if isinstance(exc, httpx.ReadTimeout):
             return UpstreamError(f"upstream sent nothing for {self.upstream.timeout_s:g} s (timeout_s)")
         return UpstreamError(f"upstream unreachable: {exc.__class__.__name__}")
 
-    def generate(self, messages: list[Message], params: SamplingParams) -> Completion:
-        response = self._send(self._body(messages, params, stream=False))
+    async def generate(self, messages: list[Message], params: SamplingParams) -> Completion:
+        response = await self._send(self._body(messages, params, stream=False))
         try:
-            data = json.loads(response.read())
+            data = json.loads(await response.aread())
             choice = data["choices"][0]
             message = choice["message"]
             usage = data.get("usage") or {}
@@ -104,7 +111,7 @@ class OpenAIUpstreamBackend:
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise UpstreamError(f"upstream answer is not a chat completion: {exc!r}") from exc
         finally:
-            response.close()
+            await response.aclose()
         return Completion(
             text=message.get("content") or "",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
@@ -113,19 +120,16 @@ class OpenAIUpstreamBackend:
             tool_calls=calls,
         )
 
-    def generate_batch(self, conversations: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
-        """Concurrent requests to the upstream, which batches them itself (vLLM, Ray Serve LLM)."""
-        with ThreadPoolExecutor(max_workers=len(conversations)) as pool:
-            return list(pool.map(self.generate, conversations, params))
-
-    def stream(self, messages: list[Message], params: SamplingParams) -> Iterator[str | ToolCall | StreamEnd]:
+    async def stream(
+        self, messages: list[Message], params: SamplingParams
+    ) -> AsyncIterator[str | ToolCall | StreamEnd]:
         """The upstream's content deltas as they arrive, then its tool calls, each assembled from its deltas, then
         its finish reason; closing the iterator closes the upstream stream."""
-        response = self._send(self._body(messages, params, stream=True))
+        response = await self._send(self._body(messages, params, stream=True))
         calls: dict[int, ToolCallParts] = {}
         finish_reason = "stop"
         try:
-            for line in self._lines(response):
+            async for line in self._lines(response):
                 if not line.startswith("data:"):
                     continue
                 payload = line[5:].strip()
@@ -142,17 +146,21 @@ class OpenAIUpstreamBackend:
                 if delta.get("content"):
                     yield delta["content"]
         finally:
-            response.close()
+            await response.aclose()
         for index in sorted(calls):
             yield calls[index].call()
         # Tool calls are the gateway's to announce once gated; the upstream's own filter is passed on.
         yield StreamEnd(finish_reason if finish_reason in ("length", "content_filter") else "stop")
 
-    def _lines(self, response: httpx.Response) -> Iterator[str]:
+    async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
         try:
-            yield from response.iter_lines()
+            async for line in response.aiter_lines():
+                yield line
         except httpx.TransportError as exc:
             raise self._failure(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 @dataclass

@@ -51,6 +51,7 @@ class _StopWhenSet(StoppingCriteria):
 
 class TransformersBackend:
     tool_use = False
+    runs_model = True  # the Generator batches concurrent requests for it
 
     def __init__(self, config: GeneratorConfig) -> None:
         local, gguf_file = resolve_model_path(config.model), config.gguf_file

@@ -2,13 +2,16 @@
 # Installs the Debian packages SafeServe needs when they are missing: redis-server; with --test also chromium,
 # which the console's browser test drives headless through Playwright (no browser download at run time), and
 # prometheus (promtool checks the alert rules; the monitoring test runs a Prometheus); with --monitoring only
-# prometheus, for `make monitor`.
+# prometheus, for `make monitor`; with --bench also hey, the HTTP load generator of `make bench-gateway`.
 set -euo pipefail
 missing=()
 if [ "${1:-}" = "--monitoring" ]; then
   command -v promtool >/dev/null || missing+=(prometheus)
 else
   command -v redis-server >/dev/null || missing+=(redis-server)
+fi
+if [ "${1:-}" = "--bench" ]; then
+  command -v hey >/dev/null || missing+=(hey)
 fi
 if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null || missing+=(chromium)

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the gateway, the caller's identity and role, the per-request context."""
+"""FastAPI dependencies: the gateway, the caller's identity and role, the per-request context.
+
+Every dependency is `async def`, even those that do not await: FastAPI runs a plain `def` dependency in its
+thread pool, a thread hop per dependency per request."""
 
 from __future__ import annotations
 
@@ -22,11 +25,11 @@ ADMIN_IDENTITY = ApiKeyInfo(id="admin", user_id="admin", tier="trusted", role="a
 _bearer = HTTPBearer(auto_error=False, description="An API key from POST /admin/keys, or the admin key.")
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     return request.app.state.gateway
 
 
-def get_timer(request: Request) -> StageTimer:
+async def get_timer(request: Request) -> StageTimer:
     return request.state.timer
 
 
@@ -92,7 +95,7 @@ class RequestContext:
     state: Any  # the request's Starlette state; `decision` set here is read by the metrics middleware
 
 
-def request_context(request: Request, key: CurrentKey, timer: TimerDep) -> RequestContext:
+async def request_context(request: Request, key: CurrentKey, timer: TimerDep) -> RequestContext:
     return RequestContext(
         request_id=request.state.request_id, route=request.url.path, key=key, timer=timer, state=request.state
     )
