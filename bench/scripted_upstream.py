@@ -5,12 +5,13 @@ The last user message picks the script by its topic, in plain words that no inpu
 (the unsafe script), `harbour` (the script with a passage the tests' Moderator sends to review in a `hold`
 category), `canal` (the script the shipped policy blocks), `market` (fails twice with 503, then the clean
 script), `lighthouse` (1,000 words), `postcard` (an answer with an email address in it), `forecast` (a call to
-`get_weather`), `parcel` (a call to `send_email`), `umbrella` and `drizzle` (calls to `get_weather` whose
-arguments carry an email address and an AWS access key), `glacier` (stalls for `stall_s`: before answering, or after
-the first chunk of a stream); any other prompt gets the clean script. Streams send `words_per_chunk` words per
-chunk (one by default), `delay_s` apart, and a tool call as OpenAI streams one: its id and name, then its
-arguments in fragments. Every request body is kept, so a test can check exactly what the model server
-received.
+`get_weather`), `parcel` (a call to `send_email`), `tundra` (the clean script, ending with a finish reason
+outside OpenAI's schema, `eos_token`, and no `usage`, as some servers send), `umbrella` and `drizzle` (calls to
+`get_weather` whose arguments carry an email address and an AWS access key), `glacier` (stalls for `stall_s`:
+before answering, or after the first chunk of a stream); any other prompt gets the clean script. Streams send
+`words_per_chunk` words per chunk (one by default), `delay_s` apart, and a tool call as OpenAI streams one: its
+id and name, then its arguments in fragments. Every request body is kept (unless `keep_requests` is off, as for
+load tests), so a test can check exactly what the model server received.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ class ScriptedUpstream:
             words = script[: body.get("max_tokens") or 10_000]  # a word stands for a token here
             created, cid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
             finish = "tool_calls" if call else "length" if len(words) < len(script) else "stop"
+            bare = "tundra" in last  # a server's own finish reason, and no usage
+            finish = "eos_token" if bare else finish
             stall = self.stall_s if "glacier" in last else 0.0
             if not body.get("stream"):
                 await asyncio.sleep(stall)
@@ -155,8 +158,13 @@ class ScriptedUpstream:
                             "finish_reason": finish,
                         }
                     ],
-                    "usage": {"prompt_tokens": 20, "completion_tokens": len(words), "total_tokens": 20 + len(words)},
-                }
+                } | (
+                    {}
+                    if bare
+                    else {
+                        "usage": {"prompt_tokens": 20, "completion_tokens": len(words), "total_tokens": 20 + len(words)}
+                    }
+                )
 
             def event(delta: dict, finish_reason: str | None = None) -> str:
                 chunk = {

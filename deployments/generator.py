@@ -31,11 +31,13 @@ from deployments.generation import (
     StreamEnd,
     ToolCall,
 )
+from deployments.logs import get_logger
 from deployments.openai_upstream_backend import OpenAIUpstreamBackend
 from deployments.transformers_backend import TransformersBackend
 
 _BACKENDS = {"transformers": TransformersBackend, "openai_upstream": OpenAIUpstreamBackend}
 _END = object()
+logger = get_logger("generator")
 POLICY_BANS_TTL_S = 5.0
 
 
@@ -118,16 +120,36 @@ class Generator:
     async def generate(self, messages: list[Message], params: SamplingParams) -> Completion:
         """One request's answer."""
         if self._backend.runs_model:
-            return await self._generate_batch(messages, params)
+            answer = await self._generate_batch(messages, params)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
         return await self._backend.generate(self.prompt_messages(messages, params.tier), self._params(params, ()))
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def _generate_batch(self, messages: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
+    async def _generate_batch(
+        self, messages: list[list[Message]], params: list[SamplingParams]
+    ) -> list[Completion | Exception]:
         """Serve gathers concurrent `generate` calls into one batch for a model run here. Generation blocks for
-        seconds: it runs in a thread, keeping the event loop free for health checks."""
+        seconds: it runs in a thread, keeping the event loop free for health checks. A batch that fails is run
+        again one request at a time, so that a request the model cannot take fails alone: each gets its own
+        answer or its own error."""
         prompts = [self.prompt_messages(m, p.tier) for m, p in zip(messages, params, strict=True)]
         banned = await self._banned()
-        return await asyncio.to_thread(self._backend.generate_batch, prompts, [self._params(p, banned) for p in params])
+        sampling = [self._params(p, banned) for p in params]
+        try:
+            return await asyncio.to_thread(self._backend.generate_batch, prompts, sampling)
+        except Exception as exc:
+            if len(prompts) == 1:
+                return [exc]
+            logger.warning("a batch of %d failed (%s); running its requests one by one", len(prompts), exc)
+        return [await self._generate_one(prompt, p) for prompt, p in zip(prompts, sampling, strict=True)]
+
+    async def _generate_one(self, prompt: list[Message], params: SamplingParams) -> Completion | Exception:
+        try:
+            return await asyncio.to_thread(self._backend.generate, prompt, params)
+        except Exception as exc:
+            return exc
 
     async def stream(
         self, messages: list[Message], params: SamplingParams

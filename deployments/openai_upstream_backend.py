@@ -29,6 +29,14 @@ logger = get_logger("generator")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+def finish_reason(reason: str | None, tool_calls: bool) -> str:
+    """The upstream's finish reason in the OpenAI schema: servers send others too (`eos_token`, `abort`), which
+    mean the answer ended."""
+    if tool_calls:
+        return "tool_calls"
+    return reason if reason in ("length", "content_filter") else "stop"
+
+
 class UpstreamError(RuntimeError):
     """The upstream failed or answered with something that is not an OpenAI chat completion."""
 
@@ -116,7 +124,7 @@ class OpenAIUpstreamBackend:
             text=message.get("content") or "",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
-            finish_reason=choice.get("finish_reason") or "stop",
+            finish_reason=finish_reason(choice.get("finish_reason"), bool(calls)),
             tool_calls=calls,
         )
 
@@ -127,7 +135,7 @@ class OpenAIUpstreamBackend:
         its finish reason; closing the iterator closes the upstream stream."""
         response = await self._send(self._body(messages, params, stream=True))
         calls: dict[int, ToolCallParts] = {}
-        finish_reason = "stop"
+        reason = None
         try:
             async for line in self._lines(response):
                 if not line.startswith("data:"):
@@ -138,7 +146,7 @@ class OpenAIUpstreamBackend:
                 try:
                     choice = json.loads(payload)["choices"][0]
                     delta = choice.get("delta") or {}
-                    finish_reason = choice.get("finish_reason") or finish_reason
+                    reason = choice.get("finish_reason") or reason
                     for part in delta.get("tool_calls") or ():
                         calls.setdefault(part.get("index", 0), ToolCallParts()).add(part)
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
@@ -150,7 +158,7 @@ class OpenAIUpstreamBackend:
         for index in sorted(calls):
             yield calls[index].call()
         # Tool calls are the gateway's to announce once gated; the upstream's own filter is passed on.
-        yield StreamEnd(finish_reason if finish_reason in ("length", "content_filter") else "stop")
+        yield StreamEnd(finish_reason(reason, tool_calls=False))
 
     async def _lines(self, response: httpx.Response) -> AsyncIterator[str]:
         try:

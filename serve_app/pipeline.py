@@ -353,6 +353,21 @@ async def moderate_many(gateway: Gateway, ctx: RequestContext, access: Access, t
         )
 
 
+def tokens_spent(gateway: Gateway, access: Access, completion: Completion) -> tuple[int, int]:
+    """Prompt and completion tokens as the model server reported them; where it sent no `usage` (zeros for a
+    non-empty answer), as the ingress counts them: the prompt as admitted, the answer and its tool calls."""
+    prompt = completion.prompt_tokens or access.prompt_tokens
+    answer = completion.completion_tokens
+    if not answer and (completion.text or completion.tool_calls):
+        answer = output_tokens(gateway, completion.text, completion.tool_calls)
+    return prompt, answer
+
+
+def output_tokens(gateway: Gateway, text: str, calls: Sequence[ToolCall]) -> int:
+    """What an answer spent: its text and the arguments of the tool calls it made."""
+    return gateway.tokens.length(text) + sum(gateway.tokens.length(call.arguments) for call in calls)
+
+
 def count_tokens(ctx: RequestContext, prompt: int, completion: int) -> None:
     """Tokens spent on this request: to the metrics and to its request log line."""
     for kind, count in (("prompt", prompt), ("completion", completion)):
@@ -431,8 +446,9 @@ async def complete(
         except ServiceUnavailable:
             await settle(gateway, ctx, access, 0)
             raise
-    await settle(gateway, ctx, access, completion.prompt_tokens + completion.completion_tokens)
-    count_tokens(ctx, completion.prompt_tokens, completion.completion_tokens)
+    prompt_tokens, completion_tokens = tokens_spent(gateway, access, completion)
+    await settle(gateway, ctx, access, prompt_tokens + completion_tokens)
+    count_tokens(ctx, prompt_tokens, completion_tokens)
     verdict, calls = await moderate_answer(gateway, ctx, access, completion.text, completion.tool_calls, request_text)
     await report(gateway, ctx, access, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
@@ -469,9 +485,9 @@ async def complete(
         ],
         safeserve_review_id=review_id,
         usage=Usage(
-            prompt_tokens=completion.prompt_tokens,
-            completion_tokens=completion.completion_tokens,
-            total_tokens=completion.prompt_tokens + completion.completion_tokens,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
         ),
     )
 
@@ -596,8 +612,9 @@ async def stream_completion(
             if pending is not None:
                 pending.cancel()
         stream.cancel()
-        # Tokens actually spent: the prompt as counted at admission, and the tokens generated (withheld included).
-        completion_tokens = gateway.tokens.length(held.text)
+        # Tokens actually spent: the prompt as counted at admission, and the tokens generated (withheld included,
+        # tool calls too).
+        completion_tokens = output_tokens(gateway, held.text, tail.calls)
         await settle(gateway, ctx, access, access.prompt_tokens + completion_tokens)
         count_tokens(ctx, access.prompt_tokens, completion_tokens)
     yield _sse("[DONE]")

@@ -11,7 +11,7 @@ from deployments.review_store import (
     ReviewItem,
     ReviewNotFound,
 )
-from serve_app.errors import Conflict, NotFound
+from serve_app.errors import Conflict, NotFound, PermissionDenied
 from serve_app.gateway import Gateway
 from serve_app.metrics import REPUTATION_CHANGES
 from serve_app.schemas.admin import ApiKeyInfo
@@ -31,7 +31,10 @@ async def get_item(gateway: Gateway, item_id: str) -> ReviewItem:
 
 async def decide(gateway: Gateway, item_id: str, body: Decision, reviewer: ApiKeyInfo) -> ReviewItem:
     """Decide an item; it moves the reputation of the user whose request or answer it was: a rejection lowers
-    it, an approval gives back the `review` penalty the pipeline charged for the item."""
+    it, an approval gives back the `review` penalty the pipeline charged for the item. Nobody decides an item
+    that is their own request or answer: a reviewer could otherwise release what the gateway withheld from them."""
+    if (await get_item(gateway, item_id)).user_id == reviewer.user_id:
+        raise PermissionDenied("A review item of your own request must be decided by another reviewer.")
     try:
         item = await call_reviews(
             gateway,

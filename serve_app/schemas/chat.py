@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from serve_app.schemas.text import refuse_unpaired_surrogates
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
@@ -70,6 +72,11 @@ class ChatCompletionRequest(BaseModel):
     # Unknown fields are ignored, as OpenAI-compatible servers commonly do, so newer clients keep working.
     model_config = ConfigDict(extra="ignore")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        return refuse_unpaired_surrogates(data)
+
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -79,7 +86,8 @@ class ChatCompletionRequest(BaseModel):
     n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    seed: int | None = None
+    # int64, what torch.manual_seed and OpenAI-compatible servers take; anything else is a 400, not a failed batch.
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
     user: str | None = None
     stop: str | list[str] | None = Field(None, description="Up to 4 stop sequences, as OpenAI takes them.")
     tools: list[Tool] | None = Field(None, max_length=128)

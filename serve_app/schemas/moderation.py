@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from serve_app.schemas.text import refuse_unpaired_surrogates
 
 
 class ModerationRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        return refuse_unpaired_surrogates(data)
 
     input: str | list[str] = Field(min_length=1)
     model: str | None = None

@@ -113,3 +113,22 @@ def test_the_backend_loads_a_gguf_file_named_as_the_model(models_dir) -> None:
     backend = TransformersBackend(GeneratorConfig(model=str(gguf.relative_to(models_dir)), device="cpu"))
     completion = backend.generate(PROMPT, replace(GREEDY, max_tokens=8))
     assert completion.completion_tokens > 0 and completion.text.strip()
+
+
+def test_a_request_the_model_cannot_take_fails_alone_in_its_batch(models_dir) -> None:
+    """Concurrent requests share a batch; a seed torch refuses once failed every request batched with it. The
+    batch handler is called as Serve calls it with a batch of two (Serve's batching needs a replica)."""
+    import asyncio
+
+    from deployments.generation import Completion
+    from deployments.generator import Generator
+
+    generator = Generator()
+    generator.reconfigure({"device": "cpu", "torch_threads": 2})
+    question = [{"role": "user", "content": "Name a colour."}]
+    good = SamplingParams(max_tokens=4)
+    bad = SamplingParams(max_tokens=4, temperature=0.7, seed=2**70)  # beyond torch.manual_seed's range
+    batch = Generator._generate_batch.__wrapped__(generator, [question, question], [good, bad])
+    answered, failed = asyncio.run(batch)
+    assert isinstance(answered, Completion) and answered.text
+    assert isinstance(failed, Exception)

@@ -52,6 +52,29 @@ def test_empty_messages(http, messages) -> None:
     assert_openai_error(http.post("/v1/chat/completions", json={"model": SERVED_MODEL, "messages": messages}), 400)
 
 
+@pytest.mark.parametrize(
+    ("route", "body", "where"),
+    [
+        (
+            "/v1/chat/completions",
+            f'{{"model": "{SERVED_MODEL}", "messages": [{{"role": "user", "content": "hi \\ud800"}}]}}',
+            "messages.0.content",
+        ),
+        ("/v1/moderations", '{"input": ["fine", "hi \\udfff there"]}', "input.1"),
+    ],
+)
+def test_a_lone_surrogate_is_a_400_naming_where_it_is(http, route, body, where) -> None:
+    """JSON lets a client escape half a UTF-16 pair; the tokenizer cannot encode it and once answered 500."""
+    response = http.post(route, content=body.encode(), headers={"content-type": "application/json"})
+    assert where in assert_openai_error(response, 400, "invalid_request")["message"]
+
+
+@pytest.mark.parametrize("seed", [2**63, -(2**63) - 1, 2**70])
+def test_a_seed_outside_int64_is_a_400(http, seed) -> None:
+    body = {"model": SERVED_MODEL, "messages": USER, "seed": seed, "max_tokens": 1}
+    assert assert_openai_error(http.post("/v1/chat/completions", json=body), 400, "invalid_request")["param"] == "seed"
+
+
 def test_prompt_over_the_configured_size(http) -> None:
     big = [{"role": "user", "content": "word " * 4000}]
     response = http.post("/v1/chat/completions", json={"model": SERVED_MODEL, "messages": big})

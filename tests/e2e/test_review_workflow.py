@@ -164,3 +164,18 @@ def test_a_tier_with_review_sample_rate_one_sends_each_allowed_answer_to_review(
     sampled = [i for i in items if i["user_id"] == "sampled-user"]
     assert len(sampled) == 1 and sampled[0]["layer"] == "sample" and sampled[0]["mode"] == "async"
     assert sampled[0]["output_excerpt"] and sampled[0]["penalized"] is False  # nothing to give back
+
+
+def test_a_reviewer_cannot_decide_an_item_of_their_own_request(base_url, admin_key) -> None:
+    """Deciding one's own item would let a reviewer release what the gateway withheld from them."""
+    own = create_key(base_url, admin_key, role="reviewer", user_id="self-reviewer")["key"]
+    other = create_key(base_url, admin_key, role="reviewer", user_id="other-reviewer")["key"]
+    with client(base_url, own) as as_self, client(base_url, other) as as_other:
+        assert ask(as_self, f"A short fact about the {REVIEW_CANARY}, please.").status_code == 200
+        pending = as_self.get("/admin/reviews", params={"status": "pending", "limit": 500}).json()
+        item = next(i for i in pending if i["user_id"] == "self-reviewer")
+        refused = as_self.post(f"/admin/reviews/{item['id']}/decision", json={"decision": "approve", "note": "mine"})
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
+        assert as_self.get(f"/admin/reviews/{item['id']}").json()["status"] == "pending"
+        decided = as_other.post(f"/admin/reviews/{item['id']}/decision", json={"decision": "approve", "note": "ok"})
+        assert decided.status_code == 200, decided.text

@@ -296,3 +296,21 @@ def test_a_tool_turn_reaches_the_model_with_its_call_and_result_linked(base_url,
 def test_personal_data_in_an_answer_is_redacted(base_url, user_key, upstream, stream) -> None:
     content, _, finish = answer(chat(base_url, user_key, "Where should I send the postcard?", stream), stream)
     assert finish == "stop" and EMAIL_ADDRESS not in content and "[email]" in content
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_finish_reason_outside_the_schema_and_no_usage_still_answer_and_charge(
+    base_url, user_key, upstream, stream
+) -> None:
+    """Servers send their own finish reasons (`eos_token`) and may leave out `usage`: the answer is delivered
+    with `stop` (it once failed with a 500 after generating), and the tokens are counted by the gateway."""
+    response = chat(
+        base_url, user_key, "Tell me about the tundra.", stream=stream, stream_options={"include_usage": True}
+    )
+    content, _calls, finish = answer(response, stream)
+    assert (content, finish) == (" ".join(CLEAN), "stop")
+    if not stream:
+        usage = response.json()["usage"]
+        tokens = TokenCounter(INGRESS["tokenizer_path"])
+        assert usage["completion_tokens"] == tokens.length(" ".join(CLEAN)) > 0
+        assert usage["prompt_tokens"] > 0

@@ -42,3 +42,20 @@ def test_tool_definitions_are_screened_and_counted_as_one_more_turn() -> None:
     assert with_tools.prompt_texts()[-1] == with_tools.tools_text
     without = request()
     assert len(untrusted_views(without)) == 1 and without.prompt_texts() == ["What's the weather?"]
+
+
+def test_a_lone_surrogate_anywhere_in_the_request_is_refused_with_its_place() -> None:
+    import json
+
+    import pytest
+    from pydantic import ValidationError
+
+    from serve_app.schemas.moderation import ModerationRequest
+
+    raw = '{"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "ok \\ud800"}]}]}'
+    with pytest.raises(ValidationError, match=r"messages\.0\.content\.0\.text"):
+        ChatCompletionRequest.model_validate(json.loads(raw))
+    with pytest.raises(ValidationError, match="unpaired UTF-16 surrogate"):
+        ModerationRequest.model_validate(json.loads('{"input": "\\udc00"}'))
+    paired = json.loads('{"input": "a smile \\ud83d\\ude00"}')  # a whole pair is a character like any other
+    assert ModerationRequest.model_validate(paired).texts() == ["a smile \U0001f600"]
