@@ -23,6 +23,13 @@ class Settings(RuntimeSettings):
         "every key. Unset: derived from the admin key.",
     )
 
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Request bodies larger than this are refused with a 413 as they arrive, before they are parsed "
+        "or their key is checked (SAFESERVE_MAX_BODY_BYTES).",
+    )
+
     @field_validator("admin_key", "key_hash_secret", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

@@ -151,7 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
         error = InvalidRequest(str(exc.detail), code=codes.get(exc.status_code), headers=getattr(exc, "headers", None))
         error.status_code = exc.status_code
         return _respond(request, error)

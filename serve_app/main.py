@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from serve_app.console.router import router as console_router
 from serve_app.errors import install_error_handlers
 from serve_app.gateway import Gateway
-from serve_app.middleware import RequestContextMiddleware
+from serve_app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from serve_app.routers import (
     admin_incidents,
     admin_keys,
@@ -29,7 +29,8 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=gateway.settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)  # outermost: it times and logs the 413s too
     routers = (chat, moderations, reviews, models, health, admin_keys, admin_users, admin_reviews, admin_incidents)
     for module in routers:
         app.include_router(module.router)

@@ -6,9 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from ray.serve.context import _get_serve_request_context
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.logs import get_logger
+from serve_app.errors import error_body
 from serve_app.metrics import REQUESTS, STAGE_LATENCY
 from serve_app.timing import StageTimer
 
@@ -69,3 +72,39 @@ class RequestContextMiddleware:
                 STAGE_LATENCY.observe(ms, tags={"stage": stage})
             STAGE_LATENCY.observe(timer.total_ms(), tags={"stage": "total"})
             logger.info("request", extra={"ray_serve_extra_fields": request_log_fields(scope, state, route, status)})
+
+
+class BodyLimitMiddleware:
+    """A body over `max_body_bytes` gets a 413 with an OpenAI-style error before any of it is parsed or its key
+    checked: at once by its Content-Length, else (a chunked body) when Starlette's limit stops reading it, whose
+    plain-text answer is replaced with the same error."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = RequestBodyLimitMiddleware(app, max_body_size=max_body_bytes)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = next((value for name, value in scope["headers"] if name == b"content-length"), b"")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_shaped(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                replaced = True
+                await self._refuse(scope, receive, send)
+            elif not replaced:
+                await send(message)
+
+        await self.app(scope, receive, send_shaped)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"The request body is larger than this gateway accepts ({self.max_body_bytes} bytes)."
+        request_id = scope.get("state", {}).get("request_id")
+        body = error_body(message, "invalid_request_error", "request_too_large", request_id=request_id)
+        await JSONResponse(body, status_code=413)(scope, receive, send)
