@@ -135,8 +135,12 @@ class ChatCompletionRequest(BaseModel):
         return "\n".join(_schema_strings([tool.model_dump(exclude_none=True) for tool in self.tools or []]))
 
     def prompt_texts(self) -> list[str]:
-        """Every text the model is given: the messages, then the tool definitions."""
-        return [m.text for m in self.messages] + ([self.tools_text] if self.tools else [])
+        """Every text the model is given, which the size limits and token admission count: the messages, the
+        calls of assistant turns (their arguments can be far longer than any content), the tool definitions."""
+        calls = [
+            f"{call.function.name} {call.function.arguments}" for m in self.messages for call in m.tool_calls or ()
+        ]
+        return [m.text for m in self.messages] + calls + ([self.tools_text] if self.tools else [])
 
     def requested_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens

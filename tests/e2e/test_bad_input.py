@@ -99,6 +99,18 @@ def test_prompt_over_the_configured_size(http) -> None:
     assert_openai_error(response, 400, "context_length_exceeded")
 
 
+def test_tool_call_arguments_in_the_history_count_toward_the_prompt_size(http) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "x" * 20_000}}
+    history = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+        {"role": "user", "content": "Thanks, and tomorrow?"},
+    ]
+    response = http.post("/v1/chat/completions", json={"model": SERVED_MODEL, "messages": history})
+    assert_openai_error(response, 400, "context_length_exceeded")
+
+
 def test_unknown_model(http) -> None:
     response = http.post("/v1/chat/completions", json={"model": "gpt-imaginary", "messages": USER})
     assert assert_openai_error(response, 404, "model_not_found")["param"] == "model"

@@ -59,3 +59,15 @@ def test_a_lone_surrogate_anywhere_in_the_request_is_refused_with_its_place() ->
         ModerationRequest.model_validate(json.loads('{"input": "\\udc00"}'))
     paired = json.loads('{"input": "a smile \\ud83d\\ude00"}')  # a whole pair is a character like any other
     assert ModerationRequest.model_validate(paired).texts() == ["a smile \U0001f600"]
+
+
+def test_the_calls_of_assistant_turns_count_as_prompt_text() -> None:
+    """200,000 characters of tool-call arguments once passed `max_prompt_chars` and token admission unseen."""
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "x" * 5000}}
+    history = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    texts = ChatCompletionRequest.model_validate({"model": "m", "messages": history}).prompt_texts()
+    assert sum(len(text) for text in texts) > 5000 and any(text.startswith("get_weather x") for text in texts)
