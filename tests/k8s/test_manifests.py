@@ -405,6 +405,20 @@ def test_only_ray_pods_reach_redis(overlay: str) -> None:
     assert not _labels_match(source["podSelector"]["matchLabels"], redis_labels)
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_operator_in_its_own_namespace_reaches_the_ray_dashboard(overlay: str) -> None:
+    """A pod with the operator's label in any namespace once reached the dashboard and the Jobs API."""
+    policy = one(built(overlay), "NetworkPolicy", "safeserve-ray")["spec"]
+    dashboard = [rule for rule in policy["ingress"] if {"port": 8265, "protocol": "TCP"} in rule.get("ports", [])]
+    assert dashboard, "a rule for the dashboard"
+    for rule in dashboard:
+        for source in rule["from"]:
+            namespaces = source.get("namespaceSelector")
+            assert namespaces and namespaces.get("matchLabels"), f"{source}: every namespace may reach 8265"
+            assert namespaces["matchLabels"] == {"kubernetes.io/metadata.name": "kuberay-system"}
+            assert source["podSelector"]["matchLabels"] == {"app.kubernetes.io/component": "kuberay-operator"}
+
+
 def test_pod_monitor_scrapes_the_ray_metrics_port() -> None:
     for overlay in OVERLAYS:
         monitor = one(built(overlay), "PodMonitor")["spec"]
