@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
+from classifiers.intent_model import NgramStage
 from classifiers.policy import ThresholdPolicy
 from classifiers.scoring import Scorer, ensemble_predict, max_scores
+from classifiers.taxonomy import Category
 from classifiers.verdict import Verdict, strongest
 
 LAYER = "intent_classifier"
@@ -56,12 +59,28 @@ class IntentAnalyzer:
         flat_scores = ensemble_predict(self.scorers, flat) if flat else []
         verdicts, start = [], 0
         for texts, is_strict in zip(texts_per_conversation, strict or [False] * len(conversations), strict=True):
-            scores = max_scores(flat_scores[start : start + len(texts)])
+            verdicts.append(self.decide(max_scores(flat_scores[start : start + len(texts)]), is_strict))
             start += len(texts)
-            verdict = self.thresholds.decide(scores, layer=LAYER, reason="model")
-            if is_strict:
-                verdict = strongest(
-                    [verdict, self.strict_thresholds.decide(scores, layer=LAYER, reason="strict")], LAYER
-                )
-            verdicts.append(verdict)
         return verdicts
+
+    def decide(self, scores: dict[Category, float], strict: bool) -> Verdict:
+        verdict = self.thresholds.decide(scores, layer=LAYER, reason="model")
+        if strict:
+            verdict = strongest([verdict, self.strict_thresholds.decide(scores, layer=LAYER, reason="strict")], LAYER)
+        return verdict
+
+
+@dataclass(frozen=True)
+class IntentFirstStage:
+    """The IntentClassifier's first stage with its policy, for the ingress to run in process: a conversation
+    whose every text the n-gram member is sure of gets here the verdict the IntentClassifier would give it; a
+    conversation with a text inside the band needs the classifier's embedding members (None). `version` names
+    the classifier's config and model it was taken from."""
+
+    version: str
+    stage: NgramStage
+    analyzer: IntentAnalyzer
+
+    def classify(self, turns: list[Turn], strict: bool) -> Verdict | None:
+        scores = self.stage.predict_if_sure(conversation_texts(turns))
+        return None if scores is None else self.analyzer.decide(max_scores(scores), strict)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import joblib
@@ -103,6 +104,26 @@ class LinearNgramMember:
         return scipy.special.softmax(decision, axis=1)
 
 
+@dataclass(frozen=True)
+class NgramStage:
+    """The model's first stage alone (its n-gram member, its band, its categories), small enough to copy to the
+    ingress and run there: `predict_if_sure` gives `IntentModel.predict`'s scores exactly when no text needs the
+    embedding members, and None when one does."""
+
+    member: LinearNgramMember
+    benign: int
+    categories: tuple[tuple[int, Category], ...]
+    embed_band: tuple[float, float]
+
+    def predict_if_sure(self, texts: list[str]) -> list[dict[Category, float]] | None:
+        if not texts:
+            return []
+        proba = self.member.predict_proba(texts)
+        if unsure(proba, self.benign, self.embed_band).any():
+            return None
+        return [top_carries_mass({category: float(row[i]) for i, category in self.categories}) for row in proba]
+
+
 class IntentModel:
     """Multiclass prompt-intent ensemble (prompt attacks and harm categories) on CPU."""
 
@@ -163,6 +184,9 @@ class IntentModel:
         )
         neighbours = NearestNeighbours.load(directory / NEIGHBOURS_FILE)
         return cls(ngram, embedding_head, neighbours, combiner, embedder, provenance, embed_band)
+
+    def first_stage(self) -> NgramStage:
+        return NgramStage(self._ngram, self._benign, tuple(self._categories), tuple(self.embed_band))
 
     @property
     def categories(self) -> list[Category]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from ray import serve
 
 from classifiers.embeddings import SentenceEmbedder
-from classifiers.intent import IntentAnalyzer, Turn
+from classifiers.intent import IntentAnalyzer, IntentFirstStage, Turn
 from classifiers.intent_model import IntentModel
 from classifiers.paths import resolve_model_path
 from classifiers.verdict import Verdict
@@ -26,6 +29,7 @@ class IntentClassifier:
         self.config: IntentClassifierConfig | None = None
         self._model: IntentModel | None = None
         self._analyzer: IntentAnalyzer | None = None
+        self._first_stage: IntentFirstStage | None = None
 
     def reconfigure(self, user_config: dict) -> None:
         config = IntentClassifierConfig.model_validate(user_config)
@@ -33,6 +37,13 @@ class IntentClassifier:
             self._model = load_intent_model(config)
         self._model.embed_band = config.embed_band
         self._analyzer = IntentAnalyzer([self._model], config.thresholds, config.strict_thresholds)
+        # The same version on every replica of this config and model, so an ingress copies the stage once.
+        model_version = hashlib.sha256(json.dumps(self._model.provenance, sort_keys=True).encode()).hexdigest()
+        self._first_stage = IntentFirstStage(
+            f"{model_version[:16]}:{config.model_dump_json()}",
+            self._model.first_stage(),
+            IntentAnalyzer([], config.thresholds, config.strict_thresholds),  # the policy, without the models
+        )
         self.classify.set_max_batch_size(config.max_batch_size)
         self.classify.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self.config = config
@@ -50,6 +61,12 @@ class IntentClassifier:
         verdicts = self._analyzer.classify(conversations, [strict] * len(conversations))
         observe_scores("intent", verdicts)
         return verdicts
+
+    async def first_stage(self, known: str | None = None) -> IntentFirstStage | None:
+        """The first stage for the ingress to run in process (classifiers.intent.IntentFirstStage); None when
+        the caller already holds this version, so that asking often costs no copy of the model."""
+        stage = self._first_stage
+        return None if stage is None or stage.version == known else stage
 
     async def ready(self) -> bool:
         return self._analyzer is not None

@@ -20,6 +20,7 @@ from deployments.redis_client import connect
 from serve_app.auth import KeyStore
 from serve_app.config import IngressConfig, Settings
 from serve_app.errors import ServiceUnavailable
+from serve_app.first_stage import FirstStage
 from serve_app.incidents import IncidentRecorder
 from serve_app.limits import RateLimiter
 from serve_app.metrics import INFRA_ERRORS, KILL_SWITCHES
@@ -59,6 +60,7 @@ class Gateway:
         self.incidents = IncidentRecorder(self.redis)
         self.limiter = RateLimiter(self.redis)
         self.reputation = ReputationStore(self.redis)
+        self.first_stage = FirstStage(handles.intent)
         self.started_at = int(time.time())
         self._gauge_task: asyncio.Task | None = None
         self.configure(config or IngressConfig())

@@ -30,8 +30,10 @@ class Ingress:
         self.gateway.configure(IngressConfig.model_validate(user_config))
 
     async def check_health(self) -> None:
-        """Serve's periodic health check; it also keeps the gauge publisher running."""
+        """Serve's periodic health check; it also keeps the gauge publisher and the first stage's refresh
+        running."""
         self.gateway.ensure_gauges_published()
+        self.gateway.first_stage.ensure_refreshing()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.gateway)

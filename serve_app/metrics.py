@@ -61,3 +61,9 @@ KILL_SWITCHES = metrics.Gauge(
     description="1 while a kill switch is on: `safe_mode` (strict policy for all) or `stop_generation`.",
     tag_keys=("switch",),
 )
+FIRST_STAGE = metrics.Counter(
+    "safeserve_first_stage_total",
+    description="Requests by where a safety layer decided them: `decided` by its first stage in the ingress, or "
+    "`hop` to the layer's deployment (a text in the first stage's band, or no copy of it yet).",
+    tag_keys=("layer", "outcome"),
+)

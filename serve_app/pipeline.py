@@ -24,13 +24,21 @@ from classifiers.verdict import Action, Verdict, apply_redactions, strongest
 from deployments.generation import Completion, Message, SamplingParams, StreamEnd, ToolCall
 from deployments.logs import get_logger
 from deployments.review_store import ReviewRequest
+from deployments.scores import observe_scores
 from serve_app.access import Access, settle
 from serve_app.capabilities import check_tools
 from serve_app.deps import RequestContext
 from serve_app.errors import PolicyViolation, SafeServeError, ServiceUnavailable, error_body
 from serve_app.gateway import Gateway
 from serve_app.incidents import incident_record
-from serve_app.metrics import DECISIONS, INFRA_ERRORS, REPUTATION_CHANGES, TIME_TO_FIRST_TOKEN, TOKENS
+from serve_app.metrics import (
+    DECISIONS,
+    FIRST_STAGE,
+    INFRA_ERRORS,
+    REPUTATION_CHANGES,
+    TIME_TO_FIRST_TOKEN,
+    TOKENS,
+)
 from serve_app.schemas.chat import (
     AssistantMessage,
     ChatCompletion,
@@ -264,11 +272,7 @@ async def screen_input(gateway: Gateway, ctx: RequestContext, access: Access, tu
         verdict = screen_patterns(turn_views, gateway.input_patterns)
     if verdict.action is not Action.BLOCK:
         with ctx.timer.stage("classify"):
-            model_verdict = await gateway.safety_call(
-                "intent_classifier",
-                gateway.handles.intent.classify.remote(turn_views, access.strict),
-                gateway.config.timeouts.classify_s,
-            )
+            model_verdict = await classify(gateway, turn_views, access.strict)
         verdict = strongest([verdict, model_verdict], layer="input")
     await report(gateway, ctx, access, verdict, joined)
     if verdict.action is Action.BLOCK:
@@ -278,6 +282,23 @@ async def screen_input(gateway: Gateway, ctx: RequestContext, access: Access, tu
             category=verdict.category,
         )
     return verdict
+
+
+async def classify(gateway: Gateway, turn_views: list[list[str]], strict: bool) -> Verdict:
+    """The intent verdict: from the first stage in this process when its n-gram member is sure of every text,
+    else from the IntentClassifier (serve_app/first_stage.py)."""
+    gateway.first_stage.ensure_refreshing()
+    stage = gateway.first_stage.intent
+    if stage is not None and (verdict := stage.classify(turn_views, strict)) is not None:
+        FIRST_STAGE.inc(tags={"layer": "intent_classifier", "outcome": "decided"})
+        observe_scores("intent", [verdict])
+        return verdict
+    FIRST_STAGE.inc(tags={"layer": "intent_classifier", "outcome": "hop"})
+    return await gateway.safety_call(
+        "intent_classifier",
+        gateway.handles.intent.classify.remote(turn_views, strict),
+        gateway.config.timeouts.classify_s,
+    )
 
 
 async def moderate(gateway: Gateway, ctx: RequestContext, access: Access, text: str, question: str = "") -> Verdict:

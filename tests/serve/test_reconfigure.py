@@ -111,3 +111,27 @@ def test_kill_switches_apply_live(base_url, user_headers) -> None:
         httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=user_headers, timeout=120).status_code == 200
     )
     assert moderation(borderline)["safeserve_action"] == "allow"
+
+
+def test_an_intent_policy_change_reaches_the_ingress_first_stage(base_url, user_headers) -> None:
+    """The ingress decides most prompts on its copy of the IntentClassifier's first stage (serve_app/first_stage.py);
+    a `serve deploy` of the classifier's policy must reach that copy within a few refreshes."""
+    from serve_app.first_stage import REFRESH_S
+    from tests.support import wait_until
+
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "Name a large ocean please."}], "max_tokens": 2}
+
+    def status() -> int:
+        return httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=user_headers, timeout=60).status_code
+
+    assert status() == 200
+    changed = session_app_config()
+    deployment_config(changed, "IntentClassifier")["user_config"]["thresholds"] = {
+        "default": {"review": 0.0, "block": 0.0}  # every scored prompt blocks
+    }
+    try:
+        deploy(changed)
+        wait_until(lambda: status() == 400, 10 * REFRESH_S, 0.5, what="the new intent policy in the ingress")
+    finally:
+        deploy(session_app_config())
+    wait_until(lambda: status() == 200, 10 * REFRESH_S, 0.5, what="the shipped intent policy back in the ingress")
