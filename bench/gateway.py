@@ -139,8 +139,11 @@ def start_passthrough(stack: ExitStack, work: Path, upstream: str) -> Target:
     )
 
 
-def start_safeserve(stack: ExitStack, work: Path, upstream: str) -> Target:
-    """`scripts/run.sh` (what `make run` starts) on free ports, its own Redis and Ray, guarding the upstream."""
+def start_safeserve(stack: ExitStack, work: Path, upstream: str, root: Path = ROOT, name: str = "SafeServe") -> Target:
+    """`scripts/run.sh` (what `make run` starts) of the checkout at `root` on free ports, its own Redis and Ray,
+    guarding the upstream."""
+    work = work / name.replace(" ", "-")
+    work.mkdir()
     http_port, redis_port, admin_key = free_port(), free_port(), f"ss-admin-bench-{secrets.token_urlsafe(16)}"
     ray_tmp = tempfile.mkdtemp(prefix="ssbench-", dir="/tmp")  # Ray's socket paths must stay short
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "SAFESERVE_"))}
@@ -154,8 +157,9 @@ def start_safeserve(stack: ExitStack, work: Path, upstream: str) -> Target:
         SAFESERVE_GENERATOR_BACKEND="openai_upstream",
         SAFESERVE_UPSTREAM_URL=upstream,
         SAFESERVE_UPSTREAM_MODEL=UPSTREAM_MODEL,
+        PYTHONPATH=str(root),  # its own code, whichever checkout the virtualenv was installed from
     )
-    run = stack.enter_context(running(spawn(["bash", "scripts/run.sh"], work / "safeserve.log", env)))
+    run = stack.enter_context(running(spawn(["bash", str(root / "scripts" / "run.sh")], work / "safeserve.log", env)))
     stack.callback(shutil.rmtree, ray_tmp, True)
     base = f"http://127.0.0.1:{http_port}"
     wait_ready(base, timeout_s=600)
@@ -169,7 +173,7 @@ def start_safeserve(stack: ExitStack, work: Path, upstream: str) -> Target:
     redis_pid = int((work / "home" / "redis" / "redis.pid").read_text())
     headers = {"Authorization": f"Bearer {created.json()['key']}"}
     processes = [psutil.Process(run.pid), psutil.Process(redis_pid)]
-    return Target("SafeServe", f"{base}/v1/chat/completions", headers, SERVED_MODEL, processes)
+    return Target(name, f"{base}/v1/chat/completions", headers, SERVED_MODEL, processes)
 
 
 def port_answers(url: str) -> bool:
@@ -421,6 +425,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of each sweep run")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graphs of SafeServe's replicas")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the table in docs/architecture.md")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also measure the SafeServe of another checkout (e.g. `git worktree add /tmp/base main~5`, with a "
+        ".venv of its own or a link to this one), interleaved with the others",
+    )
     args = parser.parse_args()
     if shutil.which("hey") is None:
         raise SystemExit("the sweep needs `hey` (Debian package hey): scripts/system_deps.sh --bench installs it")
@@ -432,6 +442,8 @@ def main() -> None:
         upstream_base = upstream.url.removesuffix("/chat/completions")
         print("starting the pass-through and SafeServe (first start loads the models)...")
         targets = [upstream, start_passthrough(stack, work, upstream_base), start_safeserve(stack, work, upstream_base)]
+        if args.baseline:
+            targets.append(start_safeserve(stack, work, upstream_base, args.baseline.resolve(), "SafeServe baseline"))
         print(f"sequential: {args.n} requests per target")
         seq = sequential(targets, args.n)
         for name, row in seq.items():
@@ -442,7 +454,7 @@ def main() -> None:
             print(f"  {name:<22} first content p50 {row['first_content_p50_ms']:>6.1f} ms")
         print(f"sweep: {args.seconds:.0f} s per run")
         swept = sweep(targets, counts, args.seconds)
-        profiles = profile(targets[-1], args.seconds) if args.profile else []
+        profiles = profile(targets[2], args.seconds) if args.profile else []
 
     report = {
         "date": time.strftime("%Y-%m-%d"),
