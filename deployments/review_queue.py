@@ -47,7 +47,8 @@ RETENTION_TRIMMED = metrics.Counter(
 )
 SPOOL = metrics.Counter(
     "safeserve_review_spool_total",
-    description="Items written to the local spool while Redis was unreachable, and replayed.",
+    description="Items written to the local spool while Redis was unreachable, replayed, and spooled lines that "
+    "were not items, quarantined.",
     tag_keys=("event",),
 )
 
@@ -91,10 +92,16 @@ class ReviewQueue:
 
     async def sweep(self) -> dict[str, int]:
         """Release expired claims, replay the spool, apply retention when due, refresh the gauges."""
-        replayed = await self._spool.replay(self._store.put)
+        replay = await self._spool.replay(self._store.put)
+        replayed = replay.replayed
         if replayed:
             SPOOL.inc(replayed, tags={"event": "replayed"})
             logger.info("replayed %d spooled review items", replayed)
+        if replay.quarantined:
+            SPOOL.inc(replay.quarantined, tags={"event": "quarantined"})
+            logger.error(
+                "%d spooled lines were not review items; moved to %s", replay.quarantined, self._spool.quarantine_path
+            )
         released = await self._store.expire_claims()
         if time.monotonic() >= self._retention_due:
             trimmed = await enforce_retention(self._redis, self.config.retention)

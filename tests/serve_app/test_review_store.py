@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from deployments.review_report import score_band, threshold_report
-from deployments.review_spool import ReviewSpool
+from deployments.review_spool import Replay, ReviewSpool
 from deployments.review_store import (
     Decision,
     ReviewClaimedByOther,
@@ -156,7 +156,7 @@ def test_the_spool_hands_over_each_item_once_and_keeps_what_failed(tmp_path) -> 
         return left, done
 
     left, done = asyncio.run(scenario())
-    assert left == 2 and done == 2
+    assert left == 2 and done == Replay(replayed=2, quarantined=0)
     assert [item.id for item in received] == [item.id for item in items]
     assert not spool.path.exists() and spool.pending() == 0
     assert time.time() - received[0].created_at < 60
@@ -191,7 +191,7 @@ def test_a_replay_loses_no_line_another_replica_appends_meanwhile(tmp_path) -> N
         return first, second
 
     first, second = asyncio.run(scenario())
-    assert (first, second) == (3, 3)
+    assert (first.replayed, second.replayed) == (3, 3)
     assert [item.id for item in received] == [item.id for item in spooled + meanwhile]
     assert not path.exists()
 
@@ -227,3 +227,43 @@ def test_the_threshold_report_counts_decisions_by_layer_category_and_score_band(
     assert report.by_score_band["0.5-0.6"].total == 2 and report.by_score_band["0.6-0.7"].escalate_rate == 0.5
     assert "1.0-1.1" not in report.by_score_band and score_band(1.0) == "0.9-1.0"
     assert report.model_dump()["by_layer"]["input_patterns"]["reject_rate"] == 0.5  # rates reach the JSON
+
+
+def item_at(i: int) -> ReviewItem:
+    now = time.time()
+    return ReviewItem(
+        id=f"item-{i}",
+        request_id=f"request-{i}",
+        user_id="spool-user",
+        layer="moderator",
+        category=None,
+        score=0.5,
+        request_excerpt=f"excerpt {i}",
+        created_at=now,
+        sla_deadline=now + 3600,
+    )
+
+
+def test_a_torn_line_is_quarantined_and_the_items_after_it_are_replayed(tmp_path) -> None:
+    spool = ReviewSpool(tmp_path / "reviews.jsonl")
+    torn = item_at(1).model_dump_json()[:40]
+    older = '{"id": "old-1", "format": 1}'
+
+    async def fill_and_replay() -> tuple[Replay, list[str]]:
+        await spool.append(item_at(0))
+        with spool.path.open("a", encoding="utf-8") as raw:
+            raw.write(torn + "\n" + older + "\n")
+        await spool.append(item_at(2))
+        received: list[str] = []
+
+        async def put(it: ReviewItem) -> bool:
+            received.append(it.id)
+            return True
+
+        return await spool.replay(put), received
+
+    replay, received = asyncio.run(fill_and_replay())
+    assert received == ["item-0", "item-2"]
+    assert replay == Replay(replayed=2, quarantined=2)
+    assert spool.quarantine_path.read_text(encoding="utf-8").splitlines() == [torn, older]
+    assert not spool.path.exists() and spool.pending() == 0
