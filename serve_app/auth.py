@@ -13,8 +13,11 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import WatchError
 
 from deployments.audit import AUDIT_STREAM, audit_fields
 from serve_app.config import Limits
@@ -84,35 +87,59 @@ class KeyStore:
         return [ApiKeyInfo.model_validate_json(raw) for raw in raws if raw]
 
     async def revoke(self, key_id: str, actor: str = "admin", reason: str = "") -> ApiKeyInfo | None:
-        found = await self._find(key_id)
-        if found is None:
-            return None
-        digest, info = found
-        revoked = info.model_copy(update={"revoked": True})
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async def revoke_it(pipe, digest: str, info: ApiKeyInfo) -> ApiKeyInfo:
+            revoked = info.model_copy(update={"revoked": True})
             pipe.set(KEY_BY_HASH.format(digest), revoked.model_dump_json())
             entry = audit_fields(actor, "key.revoke", f"key:{key_id}", _public(info), _public(revoked), reason)
             pipe.xadd(AUDIT_STREAM, entry)
-            await pipe.execute()
-        return revoked
+            return revoked
+
+        return await self._change(key_id, revoke_it, revoked_too=True)
 
     async def rotate(self, key_id: str, actor: str = "admin", reason: str = "") -> CreatedKey | None:
         """A new secret for the same id, user, tier, role and limits; the old secret stops working at once."""
-        found = await self._find(key_id)
-        if found is None or found[1].revoked:
-            return None
-        old_digest, info = found
         key = new_secret_key(key_id)
-        rotated = info.model_copy(update={"rotated_at": time.time()})
         new_digest = self.hash_key(key)
-        async with self.redis.pipeline(transaction=True) as pipe:
+
+        async def rotate_it(pipe, old_digest: str, info: ApiKeyInfo) -> CreatedKey:
+            rotated = info.model_copy(update={"rotated_at": time.time()})
             pipe.delete(KEY_BY_HASH.format(old_digest))
             pipe.set(KEY_BY_HASH.format(new_digest), rotated.model_dump_json())
             pipe.set(HASH_BY_ID.format(key_id), new_digest)
             entry = audit_fields(actor, "key.rotate", f"key:{key_id}", _public(info), _public(rotated), reason)
             pipe.xadd(AUDIT_STREAM, entry)
-            await pipe.execute()
-        return CreatedKey(**rotated.model_dump(exclude={"prefix"}), key=key)
+            return CreatedKey(**rotated.model_dump(exclude={"prefix"}), key=key)
+
+        return await self._change(key_id, rotate_it, revoked_too=False)
+
+    async def _change(self, key_id: str, queue: Callable, revoked_too: bool, tries: int = 20) -> Any:
+        """Read the key and write its change in one transaction that fails if either record changed meanwhile
+        (WATCH), then try again on what is there now: two racing rotations once left two working secrets, one of
+        them unlisted. `queue(pipe, digest, info)` queues the writes and returns the result; None if the key is
+        unknown (or revoked, unless `revoked_too`)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(tries):
+                try:
+                    await pipe.watch(HASH_BY_ID.format(key_id))
+                    digest = await pipe.get(HASH_BY_ID.format(key_id))
+                    if digest is None:
+                        return None
+                    await pipe.watch(KEY_BY_HASH.format(digest))
+                    raw = await pipe.get(KEY_BY_HASH.format(digest))
+                    if raw is None:  # a rotation committed between the two reads: read again
+                        continue
+                    info = ApiKeyInfo.model_validate_json(raw)
+                    if info.revoked and not revoked_too:
+                        return None
+                    pipe.multi()
+                    result = await queue(pipe, digest, info)
+                    await pipe.execute()
+                    return result
+                except WatchError:
+                    continue
+                finally:
+                    await pipe.reset()
+        raise WatchError(f"key {key_id} kept changing; try again")
 
     async def erase_user(self, user_id: str) -> list[str]:
         """Delete every key record of a user (revoked ones too); returns their ids. The audit entries about
