@@ -53,16 +53,21 @@ def _redirect(url: str) -> RedirectResponse:
 
 
 async def _signed_in(request: Request, gateway: Gateway) -> tuple[sessions.ConsoleSession, ApiKeyInfo] | None:
-    """The session and its key, checked again now: a revoked key or a lowered role ends the session."""
+    """The session and its key, checked again now: a revoked or rotated key or a lowered role ends the session."""
     session = sessions.read(request, gateway.settings)
     if session is None:
         return None
     if session.key_id == ADMIN_IDENTITY.id:
-        return (session, ADMIN_IDENTITY) if gateway.settings.admin_key else None
+        current = _version(gateway, ADMIN_IDENTITY)
+        return (session, ADMIN_IDENTITY) if gateway.settings.admin_key and session.key_version == current else None
     key = await gateway.keys.get(session.key_id)
-    if key is None or key.revoked or key.role not in REVIEWER_ROLES:
+    if key is None or key.revoked or key.role not in REVIEWER_ROLES or session.key_version != _version(gateway, key):
         return None
     return session, key
+
+
+def _version(gateway: Gateway, key: ApiKeyInfo) -> str:
+    return sessions.key_version(gateway.settings, key.rotated_at, key.created_at, key is ADMIN_IDENTITY)
 
 
 @router.get("/static/console.css")
@@ -89,7 +94,7 @@ async def login(request: Request, gateway: GatewayDep, api_key: Field = "", csrf
     if key is None or key.role not in REVIEWER_ROLES:
         return _redirect("/console/login?error=That+key+is+not+a+reviewer+or+admin+key.")
     response = _redirect("/console")
-    sessions.start(request, response, gateway.settings, key.id, key.user_id, key.role)
+    sessions.start(request, response, gateway.settings, key.id, key.user_id, key.role, _version(gateway, key))
     return response
 
 

@@ -1,8 +1,9 @@
 """Console sessions: a signed, HttpOnly, SameSite=Strict cookie, and a CSRF token for every form.
 
-The cookie holds the key id, the role and the session's CSRF token, signed (itsdangerous) with a secret derived
-from the key-hash secret and expiring after `SESSION_SECONDS`; never the API key. Every request checks the key
-again, so a revoked key or a lowered role ends the session at once. Forms carry the CSRF token; the sign-in
+The cookie holds the key id, the role, the key's version (when it was last rotated; for the admin key a
+fingerprint of it) and the session's CSRF token, signed (itsdangerous) with a secret derived from the key-hash
+secret and expiring after `SESSION_SECONDS`; never the API key. Every request checks the key again, so a
+revoked, rotated or replaced key, or a lowered role, ends the session at once. Forms carry the CSRF token; the sign-in
 form, before any session exists, uses a signed double-submit cookie.
 """
 
@@ -29,6 +30,7 @@ class ConsoleSession:
     user_id: str
     role: str
     csrf: str
+    key_version: str = ""  # a cookie from before key versions were kept matches no key: signed out
 
 
 def _serializer(settings: Settings, purpose: str) -> URLSafeTimedSerializer:
@@ -48,8 +50,24 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, max
     )
 
 
-def start(request: Request, response: Response, settings: Settings, key_id: str, user_id: str, role: str) -> None:
-    data = {"key_id": key_id, "user_id": user_id, "role": role, "csrf": secrets.token_urlsafe(24)}
+def key_version(settings: Settings, rotated_at: float | None, created_at: float, is_admin: bool) -> str:
+    """What changes when the key's secret does: its last rotation, or a fingerprint of the admin key."""
+    if is_admin:
+        admin = settings.admin_key.get_secret_value().encode() if settings.admin_key else b""
+        return hmac.new(settings.hash_secret(), admin, hashlib.sha256).hexdigest()[:16]
+    return repr(rotated_at or created_at)
+
+
+def start(
+    request: Request, response: Response, settings: Settings, key_id: str, user_id: str, role: str, version: str
+) -> None:
+    data = {
+        "key_id": key_id,
+        "user_id": user_id,
+        "role": role,
+        "csrf": secrets.token_urlsafe(24),
+        "key_version": version,
+    }
     _set_cookie(request, response, SESSION_COOKIE, _serializer(settings, "session").dumps(data), SESSION_SECONDS)
     response.delete_cookie(LOGIN_COOKIE, path="/console")
 

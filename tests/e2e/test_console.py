@@ -119,6 +119,23 @@ def test_the_session_cookie_is_httponly_strict_and_forms_need_the_csrf_token(bas
         assert page.status_code == 200 and "frame-ancestors 'none'" in page.headers["content-security-policy"]
 
 
+@pytest.mark.parametrize("action", ["rotate", "revoke"])
+def test_rotating_or_revoking_the_key_ends_its_console_sessions_at_once(base_url, admin_key, action) -> None:
+    """The cookie held only the key id: a session outlived the key's rotation (an old secret's session went on)."""
+    created = create_key(base_url, admin_key, role="reviewer", user_id=f"session-{action}")
+    with console_client(base_url, created["key"]) as signed_in:
+        assert signed_in.get("/console").status_code == 200
+        admin = {"Authorization": f"Bearer {admin_key}"}
+        keys = f"{base_url}/admin/keys/{created['id']}"
+        if action == "rotate":
+            changed = httpx.post(f"{keys}/rotate", headers=admin, timeout=30)
+        else:
+            changed = httpx.delete(keys, headers=admin, timeout=30)
+        assert changed.status_code == 200, changed.text
+        after = signed_in.get("/console")
+        assert after.status_code == 303 and after.headers["location"] == "/console/login"
+
+
 def test_a_user_key_cannot_sign_in(base_url, admin_key) -> None:
     user = create_key(base_url, admin_key, user_id="not-a-reviewer")["key"]
     with httpx.Client(base_url=base_url, follow_redirects=False) as browser_like:
