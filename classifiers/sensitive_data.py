@@ -192,6 +192,27 @@ _DETECTORS: tuple[tuple[Kind, re.Pattern[str], Callable[[re.Match[str]], bool]],
 )
 
 
+# The start of a secret or a number that may still be growing at the end of a streamed text: a detector sees
+# only whole spans, and a token can be a single digit, so a stream must not release such a tail before it ends.
+_OPEN_TAIL = re.compile(
+    r"(?:(?<![\w-])(?:sk-|ss-|gh[pousr]_|github_pat_|xox[abp]-|AKIA|ASIA|ABIA|ACCA|eyJ|-----BEGIN)[\w.+/=-]*"
+    r"|\+?\(?\d(?:[\d ().-]*\d)?)$"
+)
+OPEN_DIGITS = 4  # a trailing run of fewer digits is left alone: years, counts, list numbers
+
+
+def open_tail_start(text: str) -> int | None:
+    """Where a secret's known prefix, or a run of `OPEN_DIGITS` or more digits, that reaches the end of `text`
+    starts; None if the text ends in neither."""
+    match = _OPEN_TAIL.search(text)
+    if match is None:
+        return None
+    tail = match.group()
+    if tail[:1].isdigit() or tail[:1] in "+(":
+        return match.start() if sum(c.isdigit() for c in tail) >= OPEN_DIGITS else None
+    return match.start()
+
+
 def find(text: str) -> list[Finding]:
     """Every secret and piece of personal data in `text`, as non-overlapping spans in text order."""
     taken: list[Finding] = []

@@ -7,7 +7,9 @@ released, so the window holds tokens whatever size of piece the generator sends.
   as one chunk);
 - a span that reaches past the release boundary holds the release back until the span is wholly pending;
 - a span that starts inside text already sent (and is not one already redacted there) cannot be retracted:
-  the stream must end with `content_filter` (`advance` returns None).
+  the stream must end with `content_filter` (`advance` returns None);
+- a secret's prefix (`sk-`, `ghp_`, `AKIA`, `eyJ`, ...) or a run of 4+ digits still open at the end of the
+  checked text is not released: its first tokens match no detector yet (classifiers/sensitive_data.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from classifiers.sensitive_data import open_tail_start
 from classifiers.verdict import Action, Redaction, Verdict, apply_redactions
 
 
@@ -58,6 +61,8 @@ class StreamWindow:
         base = len(self.released)
         covered = len(self.pending) if checked is None else min(checked, len(self.pending))
         cut = covered if final else max(covered - self.holdback, 0)
+        if not final:
+            cut = self._before_open_tail(covered, cut)
         boundary = base + sum(len(piece) for piece in self.pending[:cut])
         fresh = [r for r in redactions if r.start >= base]
         if any(r.start < boundary < r.end for r in fresh):
@@ -72,6 +77,20 @@ class StreamWindow:
         self._settled.update((r.kind, r.start, r.end) for r in inside)
         shifted = [replace(r, start=r.start - base, end=r.end - base) for r in inside]
         return [apply_redactions(original, shifted)]
+
+    def _before_open_tail(self, covered: int, cut: int) -> int:
+        """`cut`, pulled back so that no token of a secret's prefix or a digit run still open at the end of the
+        checked text is released: the check saw only its beginning, which no detector matches yet."""
+        checked_text = self.released + "".join(self.pending[:covered])
+        start = open_tail_start(checked_text)
+        if start is None:
+            return cut
+        end = len(self.released)
+        for k, piece in enumerate(self.pending[:cut]):
+            end += len(piece)
+            if end > start:
+                return k
+        return cut
 
     def release(
         self, verdict: Verdict, final: bool = False, checked: int | None = None

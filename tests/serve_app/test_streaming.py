@@ -65,13 +65,22 @@ def test_final_release_redacts_everything_left() -> None:
 
 def test_a_span_that_starts_in_released_text_ends_the_stream() -> None:
     window = StreamWindow(holdback=1)
-    feed(window, ["Call ", "020", " 7946", " 0"])
-    assert check(window)[0] == ["Call ", "020", " 7946"]  # no phone number yet
-    feed(window, ["958", " now"])
+    feed(window, ["Write ", "to ", "jane", ".doe"])
+    assert check(window)[0] == ["Write ", "to ", "jane"]  # no email address yet
+    feed(window, ["@example.org", " now"])
     chunks, verdict = check(window)
     assert chunks is None
     assert (verdict.action, verdict.category) == (Action.BLOCK, Category.PRIVACY)
-    assert "unretractable:phone" in verdict.reasons
+    assert "unretractable:email" in verdict.reasons
+
+
+def test_a_phone_number_is_not_released_while_its_digits_are_still_coming() -> None:
+    window = StreamWindow(holdback=1)
+    feed(window, ["Call ", "020", " 7946", " 0"])
+    assert check(window)[0] == ["Call "]  # an open run of digits: nothing of it goes out
+    feed(window, ["958", " now", " please"])
+    chunks, verdict = check(window)
+    assert chunks == ["[phone] now"] and verdict.action is Action.ALLOW
 
 
 def test_a_block_verdict_ends_the_stream() -> None:
@@ -109,3 +118,34 @@ def test_a_redaction_applies_to_what_the_check_covered_while_later_pieces_wait()
     chunks, _ = window.release(verdict, checked=3)
     assert chunks == ["Mail [email]"]  # redacted as released; " now" still held, " more" unchecked
     assert window.pending == [" now", " more"]
+
+
+def test_the_start_of_a_card_number_is_not_released_while_the_number_is_open() -> None:
+    """Digits are a token each and a card matches only whole: with a holdback of 2 the first digits of a card
+    number went out before the detector could see it (then the stream could only be cut, the digits sent)."""
+    window = StreamWindow(holdback=2)
+    feed(window, ["Your ", "card ", "is ", *"4111 1111 1111"])
+    chunks, _ = check(window)
+    assert "".join(chunks) == "Your card is "  # the open run of digits stays back
+    feed(window, [*" 1111", " thanks", " for", " asking"])
+    chunks, _ = check(window)
+    assert "".join(chunks) == "[card] thanks"  # closed, seen whole, released redacted
+    assert "4111" not in "".join(chunks)
+
+
+def test_a_secret_prefix_is_held_until_it_ends() -> None:
+    window = StreamWindow(holdback=1)
+    feed(window, ["Use ", "the ", "key ", "sk-", "proj", "-abc"])
+    chunks, _ = check(window)
+    assert "".join(chunks) == "Use the key "
+    feed(window, ["DEF123456789012345678", " now", " please"])
+    chunks, verdict = check(window)
+    # Whole, the key is seen and blocks (secrets block by default), and none of it went out before.
+    assert chunks is None and verdict.reasons == ("sensitive:openai_key",)
+    assert window.released == "Use the key "
+
+
+def test_a_year_or_a_short_number_is_not_held() -> None:
+    window = StreamWindow(holdback=1)
+    feed(window, ["In ", "12 ", "steps", " we", " go"])
+    assert "".join(check(window)[0]) == "In 12 steps we"
