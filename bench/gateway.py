@@ -29,9 +29,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import psutil
@@ -54,6 +56,7 @@ ANSWER = (
 )
 UPSTREAM_MODEL = "scripted-upstream"
 SERVED_MODEL = "safeserve-smollm2"
+T = TypeVar("T")
 NO_LIMITS = {"requests_per_minute": 10_000_000, "tokens_per_minute": 10_000_000_000, "tokens_per_day": 10**12}
 
 
@@ -119,24 +122,14 @@ def running(process: subprocess.Popen, stop: signal.Signals = signal.SIGTERM):
             process.kill()
 
 
-def start_upstream(stack: ExitStack, work: Path) -> Target:
+def start_server(stack: ExitStack, work: Path, name: str, module: str, *args: str) -> Target:
+    """A bench server (`python -m module --port P ...`) in a process of its own, served on loopback."""
     port = free_port()
-    command = [sys.executable, "-m", "bench.scripted_upstream", "--port", str(port), "--answer", ANSWER]
-    process = stack.enter_context(running(spawn(command, work / "upstream.log")))
+    command = [sys.executable, "-m", module, "--port", str(port), *args]
+    process = stack.enter_context(running(spawn(command, work / f"{module.rsplit('.', 1)[-1]}.log")))
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: port_answers(url), 30, what="the scripted upstream")
-    return Target("upstream alone", f"{url}/v1/chat/completions", {}, UPSTREAM_MODEL, [psutil.Process(process.pid)])
-
-
-def start_passthrough(stack: ExitStack, work: Path, upstream: str) -> Target:
-    port = free_port()
-    command = [sys.executable, "-m", "bench.passthrough", "--port", str(port), "--upstream", upstream]
-    process = stack.enter_context(running(spawn(command, work / "passthrough.log")))
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: port_answers(url), 30, what="the pass-through")
-    return Target(
-        "minimal pass-through", f"{url}/v1/chat/completions", {}, UPSTREAM_MODEL, [psutil.Process(process.pid)]
-    )
+    wait_until(lambda: port_answers(url), 30, what=name)
+    return Target(name, f"{url}/v1/chat/completions", {}, UPSTREAM_MODEL, [psutil.Process(process.pid)])
 
 
 def start_safeserve(stack: ExitStack, work: Path, upstream: str, root: Path = ROOT, name: str = "SafeServe") -> Target:
@@ -188,33 +181,46 @@ def rotated(targets: list[Target], i: int) -> list[Target]:
     return targets[i % len(targets) :] + targets[: i % len(targets)]
 
 
-def sequential(targets: list[Target], n: int) -> dict[str, dict]:
-    """n requests per target on keep-alive connections, one target after another per round."""
+def interleaved(
+    targets: list[Target], n: int, warmup: int, measure: Callable[[httpx.Client, Target], T]
+) -> dict[str, list[T]]:
+    """`measure` n times per target on keep-alive connections, one target after another per round (each round
+    starting with the next target), after `warmup` rounds that warm connections and replicas."""
     clients = {t.name: httpx.Client(headers=t.headers, timeout=60) for t in targets}
-    times: dict[str, list[float]] = {t.name: [] for t in targets}
-    stages: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
-    for i in range(n + 10):  # the first ten rounds warm connections and replicas
-        for target in rotated(targets, i):
-            start = time.perf_counter()
-            response = clients[target.name].post(target.url, json=target.body())
-            elapsed = (time.perf_counter() - start) * 1000
-            response.raise_for_status()
-            if i >= 10:
-                times[target.name].append(elapsed)
-                if timing := response.headers.get("server-timing"):
-                    stages[target.name].append(parse_server_timing(timing))
-    for client in clients.values():
-        client.close()
+    samples: dict[str, list[T]] = {t.name: [] for t in targets}
+    try:
+        for i in range(n + warmup):
+            for target in rotated(targets, i):
+                sample = measure(clients[target.name], target)
+                if i >= warmup:
+                    samples[target.name].append(sample)
+    finally:
+        for client in clients.values():
+            client.close()
+    return samples
+
+
+def timed_request(client: httpx.Client, target: Target) -> tuple[float, dict[str, float]]:
+    """The request's time in ms, and its `Server-Timing` stages (none for a target that sends none)."""
+    start = time.perf_counter()
+    response = client.post(target.url, json=target.body())
+    elapsed = (time.perf_counter() - start) * 1000
+    response.raise_for_status()
+    return elapsed, parse_server_timing(response.headers.get("server-timing", ""))
+
+
+def sequential(targets: list[Target], n: int) -> dict[str, dict]:
     results = {}
-    for target in targets:
-        values = times[target.name]
+    for name, samples in interleaved(targets, n, 10, timed_request).items():
+        values = [elapsed for elapsed, _ in samples]
         row = {"p50_ms": percentile(values, 0.5), "p95_ms": percentile(values, 0.95), "n": len(values)}
-        if stages[target.name]:
-            names = sorted({name for sample in stages[target.name] for name in sample})
+        stages = [timing for _, timing in samples if timing]
+        if stages:
+            names = sorted({stage for timing in stages for stage in timing})
             row["server_timing_p50_ms"] = {
-                name: percentile([s[name] for s in stages[target.name] if name in s], 0.5) for name in names
+                stage: percentile([t[stage] for t in stages if stage in t], 0.5) for stage in names
             }
-        results[target.name] = row
+        results[name] = row
     return results
 
 
@@ -234,18 +240,9 @@ def first_content_ms(client: httpx.Client, target: Target) -> float:
 
 
 def streams(targets: list[Target], n: int) -> dict[str, dict]:
-    clients = {t.name: httpx.Client(headers=t.headers, timeout=60) for t in targets}
-    times: dict[str, list[float]] = {t.name: [] for t in targets}
-    for i in range(n + 5):
-        for target in rotated(targets, i):
-            elapsed = first_content_ms(clients[target.name], target)
-            if i >= 5:
-                times[target.name].append(elapsed)
-    for client in clients.values():
-        client.close()
     return {
         name: {"first_content_p50_ms": percentile(v, 0.5), "first_content_p95_ms": percentile(v, 0.95), "n": len(v)}
-        for name, v in times.items()
+        for name, v in interleaved(targets, n, 5, first_content_ms).items()
     }
 
 
@@ -438,10 +435,13 @@ def main() -> None:
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         work = Path(tmp)
-        upstream = start_upstream(stack, work)
+        upstream = start_server(stack, work, "upstream alone", "bench.scripted_upstream", "--answer", ANSWER)
         upstream_base = upstream.url.removesuffix("/chat/completions")
         print("starting the pass-through and SafeServe (first start loads the models)...")
-        targets = [upstream, start_passthrough(stack, work, upstream_base), start_safeserve(stack, work, upstream_base)]
+        passthrough = start_server(
+            stack, work, "minimal pass-through", "bench.passthrough", "--upstream", upstream_base
+        )
+        targets = [upstream, passthrough, start_safeserve(stack, work, upstream_base)]
         if args.baseline:
             targets.append(start_safeserve(stack, work, upstream_base, args.baseline.resolve(), "SafeServe baseline"))
         print(f"sequential: {args.n} requests per target")

@@ -28,6 +28,15 @@ class _Config(BaseModel):
 
 Device = Literal["auto", "cuda", "cpu"]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+BatchWaitTimeout = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=1,
+        description="How long a lone call waits for others to batch with. 0: none; calls that arrive while a batch "
+        "runs still form the next one.",
+    ),
+]
 
 
 class IntentModelConfig(_Config):
@@ -74,13 +83,7 @@ class IntentClassifierConfig(IntentModelConfig):
         description="Added for requests on the strict policy (low reputation, strict tier, high-risk tool).",
     )
     max_batch_size: int = Field(32, ge=1)
-    batch_wait_timeout_s: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="How long a lone call waits for others to batch with. 0: none; calls that arrive while a batch "
-        "runs still form the next one.",
-    )
+    batch_wait_timeout_s: BatchWaitTimeout = 0.0
 
     def load_key(self) -> tuple:
         return (self.model_path, self.embedding_path, self.threads)
@@ -310,13 +313,7 @@ class ModeratorConfig(_Config):
         description="Added, over all model scores, for answers on the strict policy: borderline ones are reviewed.",
     )
     max_batch_size: int = Field(16, ge=1)
-    batch_wait_timeout_s: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="How long a lone call waits for others to batch with. 0: none; calls that arrive while a batch "
-        "runs still form the next one.",
-    )
+    batch_wait_timeout_s: BatchWaitTimeout = 0.0
 
     @model_validator(mode="after")
     def _unique_member_names(self) -> ModeratorConfig:

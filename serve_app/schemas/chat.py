@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from serve_app.schemas.text import refuse_unpaired_surrogates
+from serve_app.schemas.text import UnicodeRequest
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 
@@ -68,14 +68,9 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(UnicodeRequest):
     # Unknown fields are ignored, as OpenAI-compatible servers commonly do, so newer clients keep working.
     model_config = ConfigDict(extra="ignore")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        return refuse_unpaired_surrogates(data)
 
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from serve_app.schemas.text import refuse_unpaired_surrogates
+from serve_app.schemas.text import UnicodeRequest
 
 
-class ModerationRequest(BaseModel):
+class ModerationRequest(UnicodeRequest):
     model_config = ConfigDict(extra="ignore")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _valid_text(cls, data: Any) -> Any:
-        return refuse_unpaired_surrogates(data)
 
     input: str | list[str] = Field(min_length=1)
     model: str | None = None

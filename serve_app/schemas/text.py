@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, model_validator
 from pydantic_core import PydanticCustomError
 
 
@@ -25,7 +26,7 @@ def unpaired_surrogate_at(value: Any, path: tuple[str | int, ...] = ()) -> tuple
 
 
 def refuse_unpaired_surrogates(data: Any) -> Any:
-    """A `model_validator(mode="before")` body: the data unchanged, or a validation error (400)."""
+    """The data unchanged, or a validation error (a 400)."""
     if (path := unpaired_surrogate_at(data)) is not None:
         where = ".".join(str(part) for part in path) or "the body"
         raise PydanticCustomError(
@@ -34,3 +35,12 @@ def refuse_unpaired_surrogates(data: Any) -> Any:
             {"where": where},
         )
     return data
+
+
+class UnicodeRequest(BaseModel):
+    """A request body whose every string must be valid Unicode (the chat and moderation requests)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_text(cls, data: Any) -> Any:
+        return refuse_unpaired_surrogates(data)
