@@ -304,9 +304,15 @@ def sweep(targets: list[Target], client_counts: list[int], seconds: float) -> di
     return results
 
 
+def shown(value: float | None, spec: str) -> str:
+    """A figure hey may not print (a percentile of a short run): "-" rather than a made-up 0."""
+    return "-".rjust(len(format(0.0, spec))) if value is None else format(value, spec)
+
+
 def fmt_sweep(row: dict) -> str:
     return (
-        f"{row['req_per_s'] or 0:>8.1f} req/s  p50 {row['p50_ms'] or 0:>7.1f} ms  p99 {row['p99_ms'] or 0:>7.1f} ms"
+        f"{shown(row['req_per_s'], '>8.1f')} req/s  p50 {shown(row['p50_ms'], '>7.1f')} ms  "
+        f"p99 {shown(row['p99_ms'], '>7.1f')} ms"
         f"  errors {row['errors']:>4}  cpu {row['cpu_ms_per_request'] or 0:.2f} ms/req"
     )
 
@@ -386,11 +392,12 @@ def table(report: dict) -> str:
         added = "-" if name == "upstream alone" else f"+{seq[name]['p50_ms'] - upstream:.1f} ms"
         first = streamed[name]["first_content_p50_ms"]
         first_added = "" if name == "upstream alone" else f" (+{first - upstream_stream:.1f})"
-        rates = " | ".join(f"{swept[name][str(c)]['req_per_s']:,.0f}" for c in counts)
+        rates = " | ".join(shown(swept[name][str(c)]["req_per_s"], ",.0f") for c in counts)
         under = swept[name][load]
         lines.append(
             f"| {name} | {added} | {seq[name]['p95_ms']:.1f} ms | {first:.1f} ms{first_added} | {rates} | "
-            f"{under['p50_ms']:.0f} / {under['p99_ms']:.0f} ms | {under['cpu_ms_per_request']:.2f} |"
+            f"{shown(under['p50_ms'], '.0f')} / {shown(under['p99_ms'], '.0f')} ms | "
+            f"{under['cpu_ms_per_request']:.2f} |"
         )
     errors = {name: sum(row["errors"] for row in rows.values()) for name, rows in swept.items()}
     stages = seq["SafeServe"].get("server_timing_p50_ms", {})
