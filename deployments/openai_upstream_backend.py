@@ -167,9 +167,6 @@ class OpenAIUpstreamBackend:
         except httpx.TransportError as exc:
             raise self._failure(exc) from exc
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
 
 @dataclass
 class ToolCallParts:
