@@ -12,7 +12,11 @@ Detoxify and the lexicon judge them on answers.
 
 from __future__ import annotations
 
-from classifiers.intent_model import IntentModel, top_carries_mass
+from collections.abc import Collection
+
+import numpy as np
+
+from classifiers.intent_model import IntentModel, NgramStage, in_band, top_carries_mass
 from classifiers.taxonomy import HARM_CATEGORIES, Category
 
 INSTRUCTION_CATEGORIES = HARM_CATEGORIES - {Category.HATE, Category.HARASSMENT}
@@ -39,9 +43,16 @@ class HarmfulAnswerScorer:
     mass sent the embedding member 59 % of those exchanges, watching what is scored about a third; the answer
     check's decisions moved by one exchange each way (docs/evaluation.md)."""
 
-    def __init__(self, model: IntentModel) -> None:
+    def __init__(self, model: IntentModel | NgramAnswerModel) -> None:
         self.model = model
         self.categories = [c for c in model.categories if c in INSTRUCTION_CATEGORIES]
+
+    def first_stage(self) -> HarmfulAnswerScorer:
+        """This scorer on the model's n-gram member alone: the same scores and band wherever no text is in the
+        band, and small enough to copy to the ingress."""
+        if isinstance(self.model, NgramAnswerModel):
+            return self
+        return HarmfulAnswerScorer(NgramAnswerModel(self.model.first_stage()))
 
     def predict(self, texts: list[str]) -> list[dict[Category, float]]:
         return self.predict_with_band(texts)[0]
@@ -54,3 +65,18 @@ class HarmfulAnswerScorer:
         columns = self.model.columns
         scores = [top_carries_mass({c: float(row[columns[c]]) for c in self.categories}) for row in proba]
         return scores, [bool(flag) for flag in embedded]
+
+
+class NgramAnswerModel:
+    """`IntentModel.cascade` with the n-gram member alone: its probabilities, and which texts the embedding
+    members would read. Where a text would not go to them, the probabilities are the whole ensemble's."""
+
+    def __init__(self, stage: NgramStage) -> None:
+        self.stage = stage
+        self.categories = [category for _, category in stage.categories]
+        self.columns = {category: i for i, category in stage.categories}
+
+    def cascade(self, texts: list[str], watched: Collection[Category]) -> tuple[np.ndarray, np.ndarray]:
+        proba = self.stage.member.predict_proba(texts)
+        columns = [i for i, category in self.stage.categories if category in watched]
+        return proba, in_band(proba[:, columns].sum(axis=1), self.stage.embed_band)

@@ -25,6 +25,7 @@ decided by bands of their own (`answer_thresholds`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -201,6 +202,20 @@ class OutputModerator:
                     raise RuntimeError(f"moderation member {member.name} gave no verdict")
         return [max_scores(parts) for parts in rows], [bool(b) for b in band], failed
 
+    def first_stage(self) -> OutputModerator | None:
+        """This moderator with its cheap members alone (no encoder, no production members), for another process
+        to run: see `ModeratorFirstStage`. None when a member must read every text (`stage: all`) or an answer
+        scorer has no n-gram stage: then no text is decided without the dear members."""
+        if any(member.stage == "all" for member in self.members):
+            return None
+        if not all(isinstance(scorer, HarmfulAnswerScorer) for scorer in self.answer_scorers):
+            return None
+        cheap = copy.copy(self)
+        cheap.toxicity = self.toxicity.without_encoder() if self.toxicity is not None else None
+        cheap.answer_scorers = [scorer.first_stage() for scorer in self.answer_scorers]
+        cheap.members = []
+        return cheap
+
     def rule_spans(self, text: str) -> list[tuple[int, int]]:
         """Where the rule-based checks match `text` (deny-list, secrets and personal data, listed words), whatever
         their action: what a reviewer is shown marked. Model scores have no span."""
@@ -251,6 +266,23 @@ class OutputModerator:
         if verdict.action is not Action.BLOCK and redactions:
             verdict = replace(verdict, reasons=verdict.reasons + redaction_reasons(redactions), redactions=redactions)
         return Assessment(verdict, merged, rules)
+
+
+@dataclass(frozen=True)
+class ModeratorFirstStage:
+    """The Moderator's cheap stage with its policy (`OutputModerator.first_stage`), for the ingress to run in
+    process: texts that no dear member would read get here the assessment the Moderator would give them; a batch
+    with a text in either band needs the Moderator (None), as does every text when the policy has no first stage
+    (`moderator` None). `version` names the Moderator's config and models it was taken from."""
+
+    version: str
+    moderator: OutputModerator | None
+
+    def assess(self, texts: list[str], questions: list[str], strict: list[bool]) -> list[Assessment] | None:
+        if self.moderator is None:
+            return None
+        assessments = self.moderator.assess(texts, questions, strict)
+        return None if any(assessment.dear for assessment in assessments) else assessments
 
 
 def _member_failed(member: Member, scores: list[dict[Category, float]]) -> Verdict:

@@ -14,6 +14,7 @@ group of people (classifiers.groups), else under `harassment`.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -78,6 +79,13 @@ class ToxicityModel:
     @property
     def refines(self) -> bool:
         return self._embedder is not None
+
+    def without_encoder(self) -> ToxicityModel:
+        """This model with its n-gram stage alone: small, and free of the encoder's runtime, so it can be copied
+        to another process (the ingress's first stage)."""
+        ngram_only = copy.copy(self)
+        ngram_only._embedder = None
+        return ngram_only
 
     def score(self, texts: list[str]) -> np.ndarray:
         """The n-gram model's probability that each text is toxic, shape (n,)."""

@@ -31,6 +31,7 @@ from deployments.generation import (
     StreamEnd,
     ToolCall,
 )
+from deployments.live_config import keeps_running_policy
 from deployments.logs import get_logger
 from deployments.openai_upstream_backend import OpenAIUpstreamBackend
 from deployments.transformers_backend import TransformersBackend
@@ -90,10 +91,11 @@ class Generator:
         self._policy_bans: tuple[str, ...] = ()
         self._policy_bans_at = float("-inf")
 
+    @keeps_running_policy
     def reconfigure(self, user_config: dict) -> None:
         config = GeneratorOverrides().apply(user_config)
         if self._backend is None or self.config is None or self.config.load_key() != config.load_key():
-            self._backend = _BACKENDS[config.backend](config)
+            self._backend = _BACKENDS[config.backend](config)  # the last step that can fail
         self._generate_batch.set_max_batch_size(config.max_batch_size)
         self.config = config
 

@@ -14,6 +14,7 @@ from classifiers.paths import resolve_model_path
 from classifiers.verdict import Verdict
 from deployments.config import IntentClassifierConfig, IntentModelConfig
 from deployments.devices import cpu_threads
+from deployments.live_config import keeps_running_policy
 from deployments.scores import observe_scores
 
 
@@ -31,10 +32,11 @@ class IntentClassifier:
         self._analyzer: IntentAnalyzer | None = None
         self._first_stage: IntentFirstStage | None = None
 
+    @keeps_running_policy
     def reconfigure(self, user_config: dict) -> None:
         config = IntentClassifierConfig.model_validate(user_config)
         if self._model is None or self.config is None or self.config.load_key() != config.load_key():
-            self._model = load_intent_model(config)
+            self._model = load_intent_model(config)  # the last step that can fail: nothing is applied before it
         self._model.embed_band = config.embed_band
         self._analyzer = IntentAnalyzer([self._model], config.thresholds, config.strict_thresholds)
         # The same version on every replica of this config and model, so an ingress copies the stage once.

@@ -4,6 +4,8 @@ production members on the uncertain band; the intent ensemble on question + answ
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -12,7 +14,7 @@ from ray.serve import metrics
 
 from classifiers.answer_intent import HarmfulAnswerScorer
 from classifiers.embeddings import SentenceEmbedder
-from classifiers.moderation import Assessment, Member, OutputModerator, text_member
+from classifiers.moderation import Assessment, Member, ModeratorFirstStage, OutputModerator, text_member
 from classifiers.paths import resolve_model_path
 from classifiers.patterns import PatternSet
 from classifiers.profanity_model import ProfanityScorer
@@ -29,6 +31,7 @@ from deployments.config import (
 )
 from deployments.devices import cpu_threads, pick_device
 from deployments.intent_classifier import load_intent_model
+from deployments.live_config import keeps_running_policy
 from deployments.scores import observe_scores
 
 TEXTS = metrics.Counter(
@@ -127,7 +130,17 @@ def build_moderator(config: ModeratorConfig, scorers: Scorers) -> OutputModerato
     )
 
 
-def _observe(assessments: list[Assessment]) -> list[Verdict]:
+def build_first_stage(config: ModeratorConfig, scorers: Scorers, moderator: OutputModerator) -> ModeratorFirstStage:
+    """The cheap stage for the ingress, versioned by the config and the models' provenance: the same version on
+    every replica of one config and model build, so an ingress copies it once."""
+    provenance = [scorers.toxicity.provenance if scorers.toxicity else None]
+    provenance += [scorer.model.provenance for scorer in scorers.answer if isinstance(scorer, HarmfulAnswerScorer)]
+    models = hashlib.sha256(json.dumps(provenance, sort_keys=True, default=str).encode()).hexdigest()
+    return ModeratorFirstStage(f"{models[:16]}:{config.model_dump_json()}", moderator.first_stage())
+
+
+def observe(assessments: list[Assessment]) -> list[Verdict]:
+    """The verdicts, with their scores and cascade stage counted (also for the ingress's first stage)."""
     verdicts = [assessment.verdict for assessment in assessments]
     observe_scores("moderator", verdicts)
     band = sum(assessment.dear for assessment in assessments)
@@ -143,12 +156,17 @@ class Moderator:
         self.config: ModeratorConfig | None = None
         self._scorers = Scorers()
         self._moderator: OutputModerator | None = None
+        self._first_stage: ModeratorFirstStage | None = None
 
+    @keeps_running_policy
     def reconfigure(self, user_config: dict) -> None:
         config = ModeratorConfig.model_validate(user_config)
+        scorers = self._scorers
         if self.config is None or self.config.load_key() != config.load_key():
-            self._scorers = load_scorers(config)
-        self._moderator = build_moderator(config, self._scorers)
+            scorers = load_scorers(config)
+        moderator = build_moderator(config, scorers)
+        self._first_stage = build_first_stage(config, scorers, moderator)
+        self._scorers, self._moderator = scorers, moderator
         self.moderate.set_max_batch_size(config.max_batch_size)
         self.moderate.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
         self.config = config
@@ -159,11 +177,17 @@ class Moderator:
         there is none), strict whether the request runs on the strict policy. Serve gathers concurrent calls into
         one model batch. A verdict that does not block may carry `redactions`: spans of the text to replace before
         it is delivered."""
-        return _observe(self._moderator.assess(texts, questions, strict))
+        return observe(self._moderator.assess(texts, questions, strict))
 
     async def moderate_many(self, texts: list[str], strict: bool) -> list[Verdict]:
         """Many texts with no question in one call (a `/v1/moderations` array): one model batch."""
-        return _observe(self._moderator.assess(texts, [""] * len(texts), [strict] * len(texts)))
+        return observe(self._moderator.assess(texts, [""] * len(texts), [strict] * len(texts)))
+
+    async def first_stage(self, known: str | None = None) -> ModeratorFirstStage | None:
+        """The cheap stage for the ingress to run in process (classifiers.moderation.ModeratorFirstStage); None
+        when the caller already holds this version."""
+        stage = self._first_stage
+        return None if stage is None or stage.version == known else stage
 
     async def flagged_spans(self, text: str) -> list[tuple[int, int]]:
         """Where this policy's rules match `text`: the reviewer console marks them in an answer under review."""

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from classifiers.paths import home_dir
 from deployments.config import ReviewQueueConfig, RuntimeSettings
+from deployments.live_config import keeps_running_policy
 from deployments.logs import get_logger
 from deployments.redis_client import connect
 from deployments.retention import DAY_S, enforce_retention
@@ -62,8 +63,10 @@ class ReviewQueue:
         self._retention_due = 0.0  # monotonic time of the next retention pass
         self.config: ReviewQueueConfig | None = None
 
+    @keeps_running_policy
     def reconfigure(self, user_config: dict) -> None:
         config = ReviewQueueConfig.model_validate(user_config)
+        spool = ReviewSpool(home_dir() / config.spool_path)
         self._store = ReviewStore(
             self._redis,
             config.sla_seconds,
@@ -71,7 +74,7 @@ class ReviewQueue:
             config.claim_timeout_s,
             decided_ttl_s=config.retention.reviews_days * DAY_S,
         )
-        self._spool = ReviewSpool(home_dir() / config.spool_path)
+        self._spool = spool
         self.config = config
 
     def _ensure_sweeper(self) -> None:

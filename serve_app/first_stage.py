@@ -1,11 +1,13 @@
-"""The IntentClassifier's first stage, copied into the ingress and run there: most prompts are decided by its
-n-gram member alone, and those skip the hop to the classifier.
+"""The first stages of the IntentClassifier and the Moderator, copied into the ingress and run there: most
+prompts are decided by the intent model's n-gram member alone, and most answers by the Moderator's cheap members
+(rules, the profanity model, the n-gram models); those skip the hop to the deployment.
 
-The classifier owns the model and the policy; the ingress asks it every `REFRESH_S` seconds whether its copy is
-still current (a version string: the model's provenance and the classifier's config) and takes a new copy only
-when it is not. A `serve deploy` of the classifier's policy therefore reaches the first stage within `REFRESH_S`;
-until a copy arrives, and for every conversation with a text inside the model's band, the classifier decides.
-A fault while refreshing keeps the copy the ingress has: it is the policy the classifier last served.
+Each deployment owns its models and its policy; the ingress asks it every `REFRESH_S` seconds whether its copy is
+still current (a version string: the models' provenance and the deployment's config) and takes a new copy only
+when it is not. A `serve deploy` of a policy therefore reaches the first stage within `REFRESH_S`; until a copy
+arrives, and for every text inside a band, the deployment decides. A fault while refreshing keeps the copy the
+ingress has: it is the policy the deployment last served. A Moderator whose policy has no first stage (a member
+that reads every text) sends a copy that decides nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 from ray.serve.handle import DeploymentHandle
 
 from classifiers.intent import IntentFirstStage
+from classifiers.moderation import ModeratorFirstStage
 from deployments.logs import get_logger
 from serve_app.metrics import INFRA_ERRORS
 
@@ -24,9 +27,10 @@ FETCH_TIMEOUT_S = 60.0
 
 
 class FirstStage:
-    def __init__(self, intent: DeploymentHandle) -> None:
-        self._intent = intent
+    def __init__(self, intent: DeploymentHandle, moderator: DeploymentHandle) -> None:
+        self._handles = {"intent_classifier": intent, "moderator": moderator}
         self.intent: IntentFirstStage | None = None
+        self.moderator: ModeratorFirstStage | None = None
         self._task: asyncio.Task | None = None
 
     def ensure_refreshing(self) -> None:
@@ -35,19 +39,23 @@ class FirstStage:
             self._task = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def refresh(self) -> None:
-        known = self.intent.version if self.intent is not None else None
-        # By reference, through Ray's object store: the copy (tens of MB) is over the gRPC path's 4 MB limit.
-        call = self._intent.options(_by_reference=True).first_stage.remote(known)
-        stage = await asyncio.wait_for(call, FETCH_TIMEOUT_S)
+        await asyncio.gather(self._refresh("intent_classifier", "intent"), self._refresh("moderator", "moderator"))
+
+    async def _refresh(self, layer: str, attribute: str) -> None:
+        try:
+            held = getattr(self, attribute)
+            # By reference, through Ray's object store: a copy (tens of MB) is over the gRPC path's 4 MB limit.
+            call = self._handles[layer].options(_by_reference=True).first_stage.remote(held.version if held else None)
+            stage = await asyncio.wait_for(call, FETCH_TIMEOUT_S)
+        except Exception as exc:  # the deployment restarting, a timeout: keep the copy, try again
+            INFRA_ERRORS.inc(tags={"component": layer, "outcome": "first_stage_kept"})
+            logger.warning("%s first stage not refreshed: %s", layer, exc.__class__.__name__)
+            return
         if stage is not None:
-            self.intent = stage
-            logger.info("intent first stage updated")
+            setattr(self, attribute, stage)
+            logger.info("%s first stage updated", layer)
 
     async def _refresh_forever(self) -> None:
         while True:
-            try:
-                await self.refresh()
-            except Exception as exc:  # the classifier restarting, a timeout: keep the copy, try again
-                INFRA_ERRORS.inc(tags={"component": "intent_classifier", "outcome": "first_stage_kept"})
-                logger.warning("intent first stage not refreshed: %s", exc.__class__.__name__)
+            await self.refresh()
             await asyncio.sleep(REFRESH_S)

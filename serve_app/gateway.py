@@ -60,16 +60,16 @@ class Gateway:
         self.incidents = IncidentRecorder(self.redis)
         self.limiter = RateLimiter(self.redis)
         self.reputation = ReputationStore(self.redis)
-        self.first_stage = FirstStage(handles.intent)
+        self.first_stage = FirstStage(handles.intent, handles.moderator)
         self.started_at = int(time.time())
         self._gauge_task: asyncio.Task | None = None
         self.configure(config or IngressConfig())
 
     def configure(self, config: IngressConfig) -> None:
         """Swap the live policy in whole; requests in flight keep the objects they already read."""
-        self.input_patterns = PatternSet(list(config.input_patterns), layer="input_patterns")
+        input_patterns = PatternSet(list(config.input_patterns), layer="input_patterns")
         self.tokens = TokenCounter(config.tokenizer_path)
-        self.config = config
+        self.input_patterns, self.config = input_patterns, config
         self.publish_gauges()
         if config.safe_mode or config.stop_generation:
             logger.warning("kill switches: safe_mode=%s stop_generation=%s", config.safe_mode, config.stop_generation)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from ray.serve.handle import DeploymentHandle
 
+from deployments.live_config import keeps_running_policy
 from deployments.logs import get_logger
 from serve_app.config import IngressConfig, Settings
 from serve_app.gateway import Gateway, Handles
@@ -26,6 +27,7 @@ class Ingress:
             logger.warning("SAFESERVE_ADMIN_KEY is not set: the admin API accepts only keys with the admin role")
         self.gateway = Gateway(Handles(intent, generator, moderator, reviews), settings)
 
+    @keeps_running_policy
     def reconfigure(self, user_config: dict) -> None:
         self.gateway.configure(IngressConfig.model_validate(user_config))
 

@@ -12,7 +12,7 @@ import random
 import time
 import uuid
 from asyncio import FIRST_COMPLETED
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from redis.exceptions import RedisError
@@ -23,6 +23,7 @@ from classifiers.screening import screen_patterns
 from classifiers.verdict import Action, Verdict, apply_redactions, strongest
 from deployments.generation import Completion, Message, SamplingParams, StreamEnd, ToolCall
 from deployments.logs import get_logger
+from deployments.moderator import observe as observe_assessments
 from deployments.review_store import ReviewRequest
 from deployments.scores import observe_scores
 from serve_app.access import Access, settle
@@ -307,13 +308,28 @@ async def moderate(gateway: Gateway, ctx: RequestContext, access: Access, text: 
         return await moderator_verdict(gateway, access, text, question)
 
 
-def moderator_verdict(gateway: Gateway, access: Access, text: str, question: str) -> Awaitable[Verdict]:
-    """The Moderator's call for one text, failing as the policy says; callers time it."""
-    return gateway.safety_call(
+async def moderator_verdict(gateway: Gateway, access: Access, text: str, question: str) -> Verdict:
+    """The Moderator's verdict on one text: from its first stage in this process when no dear member would read
+    the text, else from the Moderator, failing as the policy says; callers time it."""
+    if (decided := first_stage_verdicts(gateway, [text], [question], access.strict)) is not None:
+        return decided[0]
+    return await gateway.safety_call(
         "moderator",
         gateway.handles.moderator.moderate.remote(text, question, access.strict),
         gateway.config.timeouts.moderate_s,
     )
+
+
+def first_stage_verdicts(
+    gateway: Gateway, texts: list[str], questions: list[str], strict: bool
+) -> list[Verdict] | None:
+    """The verdicts of the Moderator's first stage in this process (serve_app/first_stage.py), or None when a
+    text needs the Moderator itself."""
+    gateway.first_stage.ensure_refreshing()
+    stage = gateway.first_stage.moderator
+    assessments = stage.assess(texts, questions, [strict] * len(texts)) if stage is not None else None
+    FIRST_STAGE.inc(tags={"layer": MODERATOR_LAYER, "outcome": "hop" if assessments is None else "decided"})
+    return None if assessments is None else observe_assessments(assessments)
 
 
 async def moderate_answer(
@@ -366,6 +382,8 @@ def is_json(text: str) -> bool:
 async def moderate_many(gateway: Gateway, ctx: RequestContext, access: Access, texts: list[str]) -> list[Verdict]:
     """The Moderator's verdicts on texts that answer nothing (a `/v1/moderations` array), in one call."""
     with ctx.timer.stage("moderate"):
+        if (decided := first_stage_verdicts(gateway, texts, [""] * len(texts), access.strict)) is not None:
+            return decided
         return await gateway.safety_call(
             "moderator",
             gateway.handles.moderator.moderate_many.remote(texts, access.strict),

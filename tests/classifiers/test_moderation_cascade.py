@@ -3,12 +3,14 @@ toxicity score, or a text naming a group of people) reach the dear members."""
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
 from classifiers.embeddings import SentenceEmbedder
 from classifiers.models_build import EMBEDDING_DIR, TOXICITY_DIR
-from classifiers.moderation import Member, OutputModerator
+from classifiers.moderation import Member, ModeratorFirstStage, OutputModerator
 from classifiers.patterns import PatternSet
 from classifiers.policy import Bands, ThresholdPolicy
 from classifiers.taxonomy import Category
@@ -85,3 +87,23 @@ def test_without_an_encoder_the_ngram_stage_decides_alone(models_dir):
     (group,) = _moderator(cheap, (0.1, 0.9), member).assess([GROUP])
     assert group.band and member.seen == [(GROUP, "")]  # production members still read the band
     assert group.model_scores[Category.HATE] == pytest.approx(float(cheap.score([GROUP])[0]))
+
+
+def test_the_first_stage_decides_the_texts_no_dear_member_reads_and_no_other(toxicity):
+    unsure_text = "That is a really dumb idea and you should feel bad."
+    unsure = float(toxicity.score([unsure_text])[0])
+    member = Recording({Category.HARASSMENT: 0.95})
+    moderator = _moderator(toxicity, (unsure - 0.01, unsure + 0.01), member)
+    # As the ingress receives it: pickled, without the encoder or the members.
+    stage = pickle.loads(pickle.dumps(ModeratorFirstStage("v1", moderator.first_stage())))
+    clear = [INSULT, PLAIN, ""]
+    assert stage.assess(clear, ["", "Where?", ""], [False, True, False]) == moderator.assess(
+        clear, ["", "Where?", ""], [False, True, False]
+    )
+    for needs_the_band in (GROUP, unsure_text):
+        assert stage.assess([PLAIN, needs_the_band], ["", ""], [False, False]) is None
+    assert member.seen == []  # the copy has no members; nothing above reached the full moderator's band
+
+    reads_everything = _moderator(toxicity, (0.4, 0.6), member, stage="all")
+    assert reads_everything.first_stage() is None
+    assert ModeratorFirstStage("v2", None).assess([PLAIN], [""], [False]) is None

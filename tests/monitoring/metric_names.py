@@ -30,6 +30,7 @@ SAFESERVE_METRICS = frozenset(
         "ray_safeserve_limit_refusals_total",
         "ray_safeserve_reputation_changes_total",
         "ray_safeserve_kill_switch_engaged",
+        "ray_safeserve_config_rejected",
         "ray_safeserve_classifier_score",
         "ray_safeserve_moderator_texts_total",
         "ray_safeserve_first_stage_total",

@@ -128,6 +128,7 @@ def test_required_alerts_exist() -> None:
         "SafeServeReplicaRestarts",
         "SafeServeReplicaUnhealthy",
         "SafeServeKillSwitchEngaged",
+        "SafeServeConfigRejected",
         "SafeServeScrapeDown",
     }
     # The end-to-end test stops redis-server and waits for this one: keep its shape.

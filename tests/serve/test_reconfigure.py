@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 import ray
+from ray import serve
 
+from serve_app.first_stage import REFRESH_S
 from tests.conftest import session_app_config
-from tests.support import deploy, deployment_config
+from tests.support import deploy, deployment_config, wait_until
 
 MODEL = "safeserve-smollm2"
 
@@ -33,13 +37,16 @@ def test_policy_change_applies_live_without_restarting_replicas(base_url, user_h
         "messages": [{"role": "user", "content": "Is a pineapple-live-update a fruit?"}],
         "max_tokens": 4,
     }
-    moderation = {"input": "You are a worthless idiot and everyone hates you."}
+
+    def flagged() -> bool:
+        moderation = {"input": "You are a worthless idiot and everyone hates you."}
+        response = httpx.post(f"{base_url}/v1/moderations", json=moderation, headers=user_headers)
+        return response.json()["results"][0]["flagged"]
+
     assert (
         httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=user_headers, timeout=120).status_code == 200
     )
-    assert httpx.post(f"{base_url}/v1/moderations", json=moderation, headers=user_headers).json()["results"][0][
-        "flagged"
-    ]
+    assert flagged()
     before = replica_actor_ids()
     assert len(before) >= 5
 
@@ -55,9 +62,8 @@ def test_policy_change_applies_live_without_restarting_replicas(base_url, user_h
         refused = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers=user_headers)
         assert refused.status_code == 400
         assert refused.json()["error"]["category"] == "fraud"
-        assert not httpx.post(f"{base_url}/v1/moderations", json=moderation, headers=user_headers).json()["results"][0][
-            "flagged"
-        ]
+        # The ingress's copy of the Moderator's first stage follows within its refresh period.
+        wait_until(lambda: not flagged(), 10 * REFRESH_S, 0.5, what="the new Moderator policy in the ingress")
         assert replica_actor_ids() == before
     finally:
         deploy(session_app_config())
@@ -116,8 +122,6 @@ def test_kill_switches_apply_live(base_url, user_headers) -> None:
 def test_an_intent_policy_change_reaches_the_ingress_first_stage(base_url, user_headers) -> None:
     """The ingress decides most prompts on its copy of the IntentClassifier's first stage (serve_app/first_stage.py);
     a `serve deploy` of the classifier's policy must reach that copy within a few refreshes."""
-    from serve_app.first_stage import REFRESH_S
-    from tests.support import wait_until
 
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Name a large ocean please."}], "max_tokens": 2}
 
@@ -135,3 +139,26 @@ def test_an_intent_policy_change_reaches_the_ingress_first_stage(base_url, user_
     finally:
         deploy(session_app_config())
     wait_until(lambda: status() == 200, 10 * REFRESH_S, 0.5, what="the shipped intent policy back in the ingress")
+
+
+def test_an_invalid_policy_deployed_live_is_refused_and_the_running_one_keeps_serving(base_url, user_headers) -> None:
+    """Serve would stop every replica whose reconfigure raises and restart it on the same bad config; the
+    replicas log the refusal instead and keep their policy (deployments/live_config.py)."""
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs" / "serve"
+
+    def refusals() -> int:
+        return sum(path.read_text().count("the deployed user_config was refused") for path in logs.glob("*.log"))
+
+    moderation = {"input": "You are a worthless idiot and everyone hates you."}
+    before, refused_before = replica_actor_ids(), refusals()
+    broken = session_app_config()
+    deployment_config(broken, "Moderator")["user_config"]["thresholds"] = {"default": {"review": 0.9, "block": 0.5}}
+    try:
+        deploy(broken)
+        wait_until(lambda: refusals() > refused_before, 60, 0.5, what="the Moderator's replicas to refuse the config")
+        answer = httpx.post(f"{base_url}/v1/moderations", json=moderation, headers=user_headers, timeout=60)
+        assert answer.status_code == 200 and answer.json()["results"][0]["flagged"]  # the running policy decides
+        assert replica_actor_ids() == before
+        assert serve.status().applications["safeserve"].status == "RUNNING"
+    finally:
+        deploy(session_app_config())
