@@ -8,7 +8,9 @@ script), `lighthouse` (1,000 words), `postcard` (an answer with an email address
 `get_weather`), `parcel` (a call to `send_email`), `tundra` (the clean script, ending with a finish reason
 outside OpenAI's schema, `eos_token`, and no `usage`, as some servers send), `umbrella` and `drizzle` (calls to
 `get_weather` whose arguments carry an email address and an AWS access key), `glacier` (stalls for `stall_s`:
-before answering, or after the first chunk of a stream); any other prompt gets the clean script. Streams send
+before answering, or after the first chunk of a stream), `pier` (the clean opening, a passage the fault tests'
+Moderator sends to review, then 1,000 words); any other prompt gets the clean script. A topic of `FAULTS` breaks
+the answer as an upstream or a proxy in front of it can (the fault tests, tests/e2e/test_faults.py). Streams send
 `words_per_chunk` words per chunk (one by default), `delay_s` apart, and a tool call as OpenAI streams one: its
 id and name, then its arguments in fragments. Every request body is kept (unless `keep_requests` is off, as for
 load tests), so a test can check exactly what the model server received.
@@ -25,7 +27,7 @@ import uuid
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tests.support import free_port, wait_until
 
@@ -33,6 +35,7 @@ CLEAN = [f"clean-{i:02d}" for i in range(1, 41)]
 UNSAFE_PHRASE = "zebra unsafe passage"
 # 16 clean words, the unsafe passage (3 words), then 21 more words of it: the whole tail is the unsafe span.
 UNSAFE = [*CLEAN[:16], *UNSAFE_PHRASE.split(), *(f"unsafe-{i:02d}" for i in range(1, 22))]
+UNSAFE_PASSAGE_END = 16 + len(UNSAFE_PHRASE.split())  # the index of the first word after the passage
 HELD_PHRASE = "zebra held passage"
 HELD = [*CLEAN[:16], *HELD_PHRASE.split(), *(f"held-{i:02d}" for i in range(1, 22))]
 # What the shipped output policy itself blocks (a deny-list phrase of configs/*.yaml): the unsafe script for a
@@ -42,6 +45,24 @@ MODEL = "scripted-upstream"
 
 
 LONG = [f"word-{i:03d}" for i in range(1, 1001)]
+REVIEW_PHRASE = "zebra review passage"
+REVIEWED = [*CLEAN[:16], *REVIEW_PHRASE.split(), *LONG]
+# Topic -> how the answer breaks. `noise`: SSE lines a client skips (comments, `id:`, `retry:`) between chunks;
+# `garbage`: a line that is not JSON (a proxy's error page) after 4 chunks; `cut`: half a JSON chunk after 4
+# chunks, then the connection ends (not streamed: half the answer's JSON); `unknown_event`: a named event that is
+# not a chunk after 4 chunks; `no_done`: the chunks, then the connection ends without a finish reason or [DONE];
+# `unsafe_then_garbage`: the unsafe script up to and including its unsafe passage, then a line that is not JSON.
+FAULTS = {
+    "heron": "noise",
+    "badger": "garbage",
+    "otter": "cut",
+    "falcon": "unknown_event",
+    "puffin": "no_done",
+    "gannet": "unsafe_then_garbage",
+}
+GARBAGE = "data: <html><body>502 Bad Gateway</body></html>\n\n"
+UNKNOWN_EVENT = 'event: ping\ndata: {"type": "ping"}\n\n'
+NOISE = ": keep-alive\nid: 7\nretry: 1000\n\n"
 EMAIL_ADDRESS = "ada.lovelace@example.org"
 POSTCARD = ["Send", "it", "to", EMAIL_ADDRESS, "please."]
 # Topic -> (tool name, arguments): the model answers with this call instead of text.
@@ -60,8 +81,10 @@ def last_user_text(messages: list[dict]) -> str:
 
 def script_for(messages: list[dict], clean: list[str] = CLEAN) -> list[str]:
     last = last_user_text(messages)
-    if "seaside" in last:
+    if "seaside" in last or "gannet" in last:
         return UNSAFE
+    if "pier" in last:
+        return REVIEWED
     if "harbour" in last:
         return HELD
     if "postcard" in last:
@@ -101,6 +124,7 @@ class ScriptedUpstream:
         self.words_per_chunk = words_per_chunk
         self.stall_s = stall_s
         self.received: list[dict] = []
+        self.streams_left = 0  # streams whose client (the gateway) closed them before their end
         self._flaky_failures = 0
         self.app = self._make_app()
         self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
@@ -143,8 +167,12 @@ class ScriptedUpstream:
             bare = "tundra" in last  # a server's own finish reason, and no usage
             finish = "eos_token" if bare else finish
             stall = self.stall_s if "glacier" in last else 0.0
+            fault = next((fault for topic, fault in FAULTS.items() if topic in last), None)
             if not body.get("stream"):
                 await asyncio.sleep(stall)
+                if fault == "cut":
+                    half = f'{{"id": "{cid}", "object": "chat.completion", "choi'
+                    return Response(half, media_type="application/json")
                 message = {"role": "assistant", "content": None, "tool_calls": [call]} if call else None
                 return {
                     "id": cid,
@@ -190,10 +218,33 @@ class ScriptedUpstream:
                 ]
 
             async def events():
-                for delta in deltas():
+                finished = False
+                try:
+                    async for line in lines():
+                        yield line
+                    finished = True
+                finally:
+                    if not finished:
+                        self.streams_left += 1
+
+            async def lines():
+                for i, delta in enumerate(deltas()):
+                    if fault == "unsafe_then_garbage" and i == UNSAFE_PASSAGE_END:
+                        yield GARBAGE
+                        return
+                    if i == 4 and fault in ("garbage", "cut", "unknown_event"):
+                        if fault == "cut":
+                            whole = event(delta)
+                            yield whole[: len(whole) // 2]
+                            return
+                        yield GARBAGE if fault == "garbage" else UNKNOWN_EVENT
                     yield event(delta)
+                    if fault == "noise":
+                        yield NOISE
                     if self.delay_s or stall:
                         await asyncio.sleep(stall or self.delay_s)
+                if fault == "no_done":
+                    return
                 yield event({}, finish)
                 yield "data: [DONE]\n\n"
 

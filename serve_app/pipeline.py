@@ -14,6 +14,7 @@ import uuid
 from asyncio import FIRST_COMPLETED
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from redis.exceptions import RedisError
 
@@ -56,6 +57,7 @@ from serve_app.schemas.chat import (
 )
 from serve_app.streaming import StreamWindow
 
+T = TypeVar("T")
 MODERATOR_LAYER = "moderator"  # classifiers.moderation.LAYER, the layer of every verdict on an answer
 logger = get_logger("pipeline")
 CAPABILITY_LAYER = "capability_gate"
@@ -256,6 +258,29 @@ async def withhold_stream(
     review_id = await hold_for_review(gateway, ctx, verdict, request_text, apply_redactions(answer, verdict.redactions))
     decide(ctx, "held")
     return review_id
+
+
+async def report_unfinished(
+    gateway: Gateway, ctx: RequestContext, access: Access, verdict: Verdict, request_text: str, output: str
+) -> None:
+    """Record the strongest verdict of a stream that ended before its answer was judged whole (the client left,
+    or a fault ended it): incident, reputation and review item as for a whole answer. A `hold` category's item
+    is queued as an async one: the client that would fetch the released answer is gone."""
+    await report(gateway, ctx, access, verdict, request_text, output=output)
+    if holds(gateway, verdict):
+        await enqueue_review(gateway, ctx, verdict, request_text, output)
+
+
+_RUNNING: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
+
+
+def run_to_end(work: Awaitable[T]) -> Awaitable[T]:
+    """`work` in a task of its own that runs to its end even if its caller is cancelled (a stream whose client
+    disconnects is cancelled where it awaits): a decision is recorded whole, never half."""
+    task = asyncio.ensure_future(work)
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+    return asyncio.shield(task)
 
 
 def held_message(review_id: str) -> str:
@@ -566,6 +591,10 @@ async def stream_completion(
     released; one that would reach into text already sent ends the stream with `content_filter`
     (`serve_app/streaming.py`). A review-band verdict of a `hold` category stops the release: the answer is
     generated to its end and queued whole, and the stream ends with the held notice.
+
+    The decision is recorded once, as for a whole answer, with the strongest verdict any check drew: a window sent
+    to review stays reviewed when the final check does not repeat it. A stream that ends before its answer is
+    judged whole (the client left, a fault) records the strongest verdict so far (`report_unfinished`).
     """
     window = gateway.config.stream_moderation
     chunk_id, created = completion_id(), int(time.time())
@@ -593,6 +622,7 @@ async def stream_completion(
     check: asyncio.Future | None = None
     checked = unchecked = 0  # pending tokens the running check covers; tokens added since it started
     hold: Verdict | None = None  # a `hold` category's review verdict: nothing more is sent
+    recorded = False  # the decision on this answer is recorded (or being recorded)
     try:
         while next_piece is not None or check is not None:
             await asyncio.wait([f for f in (next_piece, check) if f is not None], return_when=FIRST_COMPLETED)
@@ -609,7 +639,8 @@ async def stream_completion(
                 else:
                     ready, verdict = held.release(verdict, checked=checked)
                 if ready is None:
-                    await report(gateway, ctx, access, verdict, request_text, output=held.text)
+                    recorded = True
+                    await run_to_end(report(gateway, ctx, access, verdict, request_text, output=held.text))
                     yield chunk(Delta(), "content_filter")
                     yield _sse("[DONE]")
                     return
@@ -620,16 +651,18 @@ async def stream_completion(
                 check = asyncio.ensure_future(moderate(gateway, ctx, access, held.text, request_text))
         text = held.text
         verdict, calls = await moderate_answer(gateway, ctx, access, text, tail.calls, request_text)
+        verdict = held.answer_verdict(verdict)
         if hold is not None and verdict.action is not Action.BLOCK and not holds(gateway, verdict):
             verdict = replace(hold, redactions=verdict.redactions)
+        recorded = True
         if holds(gateway, verdict):
-            review_id = await withhold_stream(gateway, ctx, access, verdict, request_text, text)
+            review_id = await run_to_end(withhold_stream(gateway, ctx, access, verdict, request_text, text))
             yield chunk(Delta(content=held_message(review_id)), safeserve_review_id=review_id)
             yield chunk(Delta(), "content_filter", safeserve_review_id=review_id)
             yield _sse("[DONE]")
             return
         ready, verdict = held.release(verdict, final=True)
-        await report(gateway, ctx, access, verdict, request_text, output=text)
+        await run_to_end(report(gateway, ctx, access, verdict, request_text, output=text))
         if ready is None:
             yield chunk(Delta(), "content_filter")
         else:
@@ -651,6 +684,9 @@ async def stream_completion(
             if pending is not None:
                 pending.cancel()
         stream.cancel()
+        flagged = hold if hold is not None else held.flagged
+        if not recorded and flagged is not None:
+            await run_to_end(report_unfinished(gateway, ctx, access, flagged, request_text, held.text))
         # Tokens actually spent: the prompt as counted at admission, and the tokens generated (withheld included,
         # tool calls too).
         completion_tokens = output_tokens(gateway, held.text, tail.calls)

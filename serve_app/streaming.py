@@ -10,6 +10,10 @@ released, so the window holds tokens whatever size of piece the generator sends.
   the stream must end with `content_filter` (`advance` returns None);
 - a secret's prefix (`sk-`, `ghp_`, `AKIA`, `eyJ`, ...) or a run of 4+ digits still open at the end of the
   checked text is not released: its first tokens match no detector yet (classifiers/sensitive_data.py).
+
+The window also keeps the strongest verdict any check drew (`flag`): text a check sent to review has been
+released, so that verdict is recorded for the answer even when no later check repeats it or the stream never
+reaches its end (`answer_verdict`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class StreamWindow:
     split: Callable[[str], list[str]] = _whole  # a generated piece cut into tokens (joined, they are the piece)
     released: str = ""  # the original text of everything sent so far (sent redacted where redactions applied)
     pending: list[str] = field(default_factory=list)  # tokens
+    flagged: Verdict | None = None  # the strongest non-allow verdict of a check so far
     _settled: set[tuple[str, int, int]] = field(default_factory=set)
 
     def add(self, piece: str) -> int:
@@ -92,17 +97,38 @@ class StreamWindow:
                 return k
         return cut
 
+    def flag(self, verdict: Verdict) -> None:
+        """Keep `verdict` if it is the strongest a check of this stream has drawn (by action, then score): a
+        longer text can score below the review band that a part of it reached, and the client may leave before
+        the whole answer is judged."""
+        if verdict.action is Action.ALLOW:
+            return
+        if self.flagged is None or (verdict.action.rank, verdict.score) > (
+            self.flagged.action.rank,
+            self.flagged.score,
+        ):
+            self.flagged = verdict
+
+    def answer_verdict(self, verdict: Verdict) -> Verdict:
+        """The verdict to record for the whole answer, given the final check's: that one, unless an earlier check
+        drew a stronger action; then the earlier one, with the final check's redactions (they are of the whole
+        text, which is what is released last)."""
+        if self.flagged is None or verdict.action.rank >= self.flagged.action.rank:
+            return verdict
+        return replace(self.flagged, redactions=verdict.redactions)
+
     def release(
         self, verdict: Verdict, final: bool = False, checked: int | None = None
     ) -> tuple[list[str] | None, Verdict]:
         """`advance` after a Moderator check of the text with `checked` pending pieces: the chunks to send
         (None: end the stream with `content_filter`), and the verdict to record, a block when a redaction could
-        not be applied."""
+        not be applied. A verdict short of a block is kept if it is the strongest so far (`flag`)."""
         if verdict.action is Action.BLOCK:
             return None, verdict
         chunks = self.advance(verdict.redactions, final=final, checked=checked)
         if chunks is None:
             return None, unretractable_verdict(verdict, self.unretractable(verdict.redactions))
+        self.flag(verdict)
         return chunks, verdict
 
 

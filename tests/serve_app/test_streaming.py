@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from classifiers.lexicon import LexiconPolicy
 from classifiers.sensitive_data import SensitiveDataPolicy
@@ -149,3 +150,21 @@ def test_a_year_or_a_short_number_is_not_held() -> None:
     window = StreamWindow(holdback=1)
     feed(window, ["In ", "12 ", "steps", " we", " go"])
     assert "".join(check(window)[0]) == "In 12 steps we"
+
+
+def test_the_strongest_verdict_of_any_check_is_kept_for_the_answer() -> None:
+    """A review drawn by one window was dropped when a later check of the longer text allowed it."""
+    window = StreamWindow(holdback=1)
+    feed(window, ["You ", "are ", "rude ", "today"])
+    review = Verdict(layer="moderator", action=Action.REVIEW, category=Category.HARASSMENT, score=0.7)
+    assert window.release(review)[0] == ["You ", "are ", "rude "]
+    feed(window, [" and ", "mail ", "jane@example.org", " now"])
+    allowed = POLICY.check(window.text, layer="moderator")  # the longer text: allowed, with a redaction
+    assert window.release(replace(review, score=0.6), checked=2)[0] == ["today"]  # a weaker review
+    assert window.release(allowed)[0] is not None
+    answer = window.answer_verdict(allowed)
+    assert (answer.action, answer.score, answer.redactions) == (Action.REVIEW, 0.7, allowed.redactions)
+    blocked = Verdict(layer="moderator", action=Action.BLOCK, category=Category.VIOLENCE, score=0.9)
+    assert window.answer_verdict(blocked) is blocked
+    later_review = replace(review, score=0.5)
+    assert window.answer_verdict(later_review) is later_review  # the final check's own review stands
