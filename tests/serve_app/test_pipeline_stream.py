@@ -99,6 +99,8 @@ class StandIns:
                 moderator=SimpleNamespace(moderate=SimpleNamespace(remote=moderate)),
                 reviews=SimpleNamespace(enqueue=SimpleNamespace(remote=enqueue)),
             ),
+            # No copy of the Moderator's first stage yet: every check goes to the moderator above.
+            first_stage=SimpleNamespace(ensure_refreshing=lambda: None, moderator=None),
             call=call,
             safety_call=lambda layer, response, timeout_s, verdicts=None: call(layer, response, timeout_s),
             incidents=SimpleNamespace(record=record, log=lambda record: None),
