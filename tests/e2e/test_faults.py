@@ -14,6 +14,7 @@ import pytest
 import ray
 
 from bench.scripted_upstream import CLEAN, FAULTS, REVIEW_PHRASE, UNSAFE, ScriptedUpstream
+from serve_app.first_stage import REFRESH_S
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL, create_key
 from tests.support import deploy, deployment_config, free_port, incident_for, wait_until
@@ -212,6 +213,19 @@ def moderator_replicas() -> set[str]:
     }
 
 
+@pytest.fixture
+def every_text_to_the_moderator(upstream):
+    """Every text in the cascade's band, so that the ingress's first stage decides none and each goes to the
+    Moderator (serve_app/first_stage.py); the ingress's copy follows within a refresh period or two."""
+    config = faults_config(upstream.url)
+    deployment_config(config, "Moderator")["user_config"]["toxicity"]["band"] = [0.0, 1.0]
+    deploy(config)
+    time.sleep(3 * REFRESH_S)
+    yield
+    deploy(faults_config(upstream.url))
+
+
+@pytest.mark.usefixtures("every_text_to_the_moderator")
 def test_a_moderator_replica_killed_under_load_fails_closed_and_is_replaced(base_url, key, upstream) -> None:
     """16 requests in flight (streamed and whole, half of them with the unsafe passage) when every Moderator
     replica is killed: each ends in its time with an answer, a content filter, a 503 or an error event, never
