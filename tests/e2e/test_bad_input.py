@@ -79,6 +79,14 @@ def test_a_seed_outside_int64_is_a_400(http, seed) -> None:
     assert assert_openai_error(http.post("/v1/chat/completions", json=body), 400, "invalid_request")["param"] == "seed"
 
 
+@pytest.mark.parametrize("temperature", [5e-324, 1e-40])
+def test_a_temperature_too_small_to_sample_with_decodes_greedily(http, temperature) -> None:
+    """The fuzz found it: logits divided by a temperature this small overflow, and the generator answered 503."""
+    body = {"model": SERVED_MODEL, "messages": USER, "temperature": temperature, "max_tokens": 1}
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+
+
 def test_an_oversized_body_is_refused_with_413_before_it_is_read_or_its_key_checked(base_url) -> None:
     """Bodies were parsed whole before the key was checked: 48 MB took 1.1 s to get its 401."""
     from serve_app.config import Settings
