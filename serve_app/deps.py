@@ -11,10 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from redis.exceptions import RedisError
 
 from deployments.logs import get_logger
-from serve_app.errors import NotAuthenticated, PermissionDenied, ServiceUnavailable
+from serve_app.errors import MissingApiKey, NotAuthenticated, PermissionDenied, ServiceUnavailable
 from serve_app.gateway import Gateway
 from serve_app.metrics import INFRA_ERRORS
 from serve_app.schemas.admin import ApiKeyInfo
@@ -38,6 +39,12 @@ TimerDep = Annotated[StageTimer, Depends(get_timer)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+def has_bearer_token(authorization: str | None) -> bool:
+    """Whether an Authorization header holds a token as `_bearer` reads one: 'Bearer <token>', any case."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    return scheme.lower() == "bearer" and bool(token)
+
+
 def _is_admin_key(gateway: Gateway, token: str) -> bool:
     admin_key = gateway.settings.admin_key
     return admin_key is not None and hmac.compare_digest(token.encode(), admin_key.get_secret_value().encode())
@@ -52,9 +59,7 @@ async def identify(gateway: Gateway, token: str) -> ApiKeyInfo | None:
 
 async def authenticate(request: Request, gateway: GatewayDep, timer: TimerDep, credentials: Credentials) -> ApiKeyInfo:
     if credentials is None or not credentials.credentials:
-        raise NotAuthenticated(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
-        )
+        raise MissingApiKey()
     with timer.stage("auth"):
         try:
             key = await identify(gateway, credentials.credentials)

@@ -59,6 +59,15 @@ class NotAuthenticated(SafeServeError):
     code = "invalid_api_key"
 
 
+class MissingApiKey(NotAuthenticated):
+    """No `Authorization: Bearer <key>` header, or one in another form."""
+
+    code = "missing_api_key"
+
+    def __init__(self) -> None:
+        super().__init__("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+
+
 class PermissionDenied(SafeServeError):
     status_code = 403
     error_type = "permission_error"
@@ -129,11 +138,14 @@ def _describe(error: dict[str, Any]) -> tuple[str, str | None]:
     return f"{prefix}{error.get('msg', 'invalid value')}", param
 
 
-def _respond(request: Request, error: SafeServeError) -> JSONResponse:
-    body = error_body(
-        error.message, error.error_type, error.code, error.param, request_id=_request_id(request), **error.extra
-    )
+def error_response(error: SafeServeError, request_id: str | None) -> JSONResponse:
+    """The answer for `error`; an ASGI app too, for middleware that answers before any route runs."""
+    body = error_body(error.message, error.error_type, error.code, error.param, request_id=request_id, **error.extra)
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
+def _respond(request: Request, error: SafeServeError) -> JSONResponse:
+    return error_response(error, _request_id(request))
 
 
 def install_error_handlers(app: FastAPI) -> None:

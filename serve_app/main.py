@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from serve_app.console.router import router as console_router
 from serve_app.errors import install_error_handlers
 from serve_app.gateway import Gateway
-from serve_app.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from serve_app.middleware import ApiKeyPresenceMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from serve_app.routers import (
     admin_incidents,
     admin_keys,
@@ -20,6 +20,9 @@ from serve_app.routers import (
     reviews,
 )
 
+# Every route under these takes an API key (the console signs in with a cookie; health and the docs are open).
+KEY_ROUTE_PREFIXES = ("/v1/", "/admin/")
+
 
 def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(
@@ -29,6 +32,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     install_error_handlers(app)
+    # Innermost first: a body too large by its Content-Length (413), then a request without a key (401), are
+    # refused before the body is read; a chunked body is cut off at the limit as it is read.
+    app.add_middleware(ApiKeyPresenceMiddleware, prefixes=KEY_ROUTE_PREFIXES)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: it times and logs the 413s too
     routers = (chat, moderations, reviews, models, health, admin_keys, admin_users, admin_reviews, admin_incidents)

@@ -1,17 +1,20 @@
-"""Per-request bookkeeping as plain ASGI middleware (no buffering, so streams stay incremental):
-the request id, a stage timer, the request counter and latency metrics, and one JSON log line per request."""
+"""Plain ASGI middleware (no buffering, so streams stay incremental): per-request bookkeeping (the request id, a
+stage timer, the request counter and latency metrics, one JSON log line per request), and the checks that refuse a
+request before its body is read (its size, the presence of an API key)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ray.serve.context import _get_serve_request_context
+from starlette.datastructures import Headers
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.logs import get_logger
-from serve_app.errors import error_body
+from serve_app.deps import has_bearer_token
+from serve_app.errors import MissingApiKey, error_body, error_response
 from serve_app.metrics import REQUESTS, STAGE_LATENCY
 from serve_app.timing import StageTimer
 
@@ -108,3 +111,25 @@ class BodyLimitMiddleware:
         request_id = scope.get("state", {}).get("request_id")
         body = error_body(message, "invalid_request_error", "request_too_large", request_id=request_id)
         await JSONResponse(body, status_code=413)(scope, receive, send)
+
+
+class ApiKeyPresenceMiddleware:
+    """A request to a route under `prefixes` without `Authorization: Bearer <key>` gets the routes' own 401
+    (`missing_api_key`) at once: FastAPI reads and parses a body before it runs a route's dependencies, so without
+    this an anonymous caller could make the gateway take in and parse up to `max_body_bytes` per request. Whether
+    the key is valid is the route's to check (`serve_app.deps.authenticate`)."""
+
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(self.prefixes)
+            and not has_bearer_token(Headers(scope=scope).get("authorization"))
+        ):
+            request_id = scope.get("state", {}).get("request_id")
+            await error_response(MissingApiKey(), request_id)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

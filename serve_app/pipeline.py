@@ -63,6 +63,9 @@ logger = get_logger("pipeline")
 CAPABILITY_LAYER = "capability_gate"
 # The request's final decision is the strongest one any stage made: an input sent to review stays `review`
 # when its answer is allowed, so the requests metric counts what the request went through.
+# A temperature this small samples as greedy decoding does; below about 1e-37 the logits divided by it overflow
+# float32 and the model run fails ("probability tensor contains inf"), which a caller must not be able to cause.
+GREEDY_BELOW_TEMPERATURE = 1e-3
 DECISION_RANK = {"allow": 0, "redacted": 1, "review": 2, "held": 3, "block": 4, "content_filter": 4}
 
 
@@ -108,7 +111,7 @@ def sampling_params(gateway: Gateway, ctx: RequestContext, request: ChatCompleti
     wanted = request.requested_tokens() or gateway.config.default_max_tokens
     return SamplingParams(
         max_tokens=min(wanted, ceiling),
-        temperature=request.temperature,
+        temperature=request.temperature if request.temperature >= GREEDY_BELOW_TEMPERATURE else 0.0,
         top_p=request.top_p,
         seed=request.seed,
         stop=request.stop_sequences(),

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 
@@ -75,6 +79,14 @@ def test_a_seed_outside_int64_is_a_400(http, seed) -> None:
     assert assert_openai_error(http.post("/v1/chat/completions", json=body), 400, "invalid_request")["param"] == "seed"
 
 
+@pytest.mark.parametrize("temperature", [5e-324, 1e-40])
+def test_a_temperature_too_small_to_sample_with_decodes_greedily(http, temperature) -> None:
+    """The fuzz found it: logits divided by a temperature this small overflow, and the generator answered 503."""
+    body = {"model": SERVED_MODEL, "messages": USER, "temperature": temperature, "max_tokens": 1}
+    response = http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+
+
 def test_an_oversized_body_is_refused_with_413_before_it_is_read_or_its_key_checked(base_url) -> None:
     """Bodies were parsed whole before the key was checked: 48 MB took 1.1 s to get its 401."""
     from serve_app.config import Settings
@@ -89,8 +101,31 @@ def test_an_oversized_body_is_refused_with_413_before_it_is_read_or_its_key_chec
         yield body[: limit // 2]
         yield body[limit // 2 :]
 
-    response = httpx.post(f"{base_url}/v1/moderations", content=chunks(), headers={"content-type": "application/json"})
+    # A well-formed key, so that this body is read (one without a key gets its 401 unread).
+    headers = {"content-type": "application/json", "Authorization": "Bearer ss-nope-nope"}
+    response = httpx.post(f"{base_url}/v1/moderations", content=chunks(), headers=headers)
     assert_openai_error(response, 413, "request_too_large")
+
+
+def test_a_request_without_a_key_gets_its_401_before_its_body_arrives(base_url) -> None:
+    """The body was read and parsed before the 401: a client announcing 1 MB and sending a few bytes held the
+    request open until it sent the rest. Now the 401 comes without the body."""
+    url = urlsplit(base_url)
+    for authorization in (None, "Basic dXNlcjpwYXNz"):
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.putrequest("POST", "/v1/chat/completions")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", "1000000")
+        if authorization:
+            conn.putheader("Authorization", authorization)
+        conn.endheaders(b'{"model": ')  # and never the rest: a server waiting for it times out
+        try:
+            response = conn.getresponse()
+            error = json.loads(response.read())["error"]
+        finally:
+            conn.close()
+        assert response.status == 401
+        assert error["code"] == "missing_api_key" and error["type"] == "invalid_request_error"
 
 
 def test_prompt_over_the_configured_size(http) -> None:
@@ -119,6 +154,9 @@ def test_unknown_model(http) -> None:
 def test_missing_and_wrong_api_keys(base_url) -> None:
     body = {"model": SERVED_MODEL, "messages": USER}
     assert_openai_error(httpx.post(f"{base_url}/v1/chat/completions", json=body), 401, "missing_api_key")
+    for malformed in ("Basic dXNlcjpwYXNz", "Bearer", "ss-nope-nope"):
+        response = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers={"Authorization": malformed})
+        assert_openai_error(response, 401, "missing_api_key")
     wrong = httpx.post(f"{base_url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer ss-nope-nope"})
     assert_openai_error(wrong, 401, "invalid_api_key")
 
