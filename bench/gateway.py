@@ -9,6 +9,8 @@ machine's drift touches them alike. Measures:
 - sequential requests on a keep-alive connection: p50/p95 and what each target adds over the upstream's p50;
   SafeServe's `Server-Timing` stages beside them;
 - streams: time to the first chunk with content;
+- `POST /v1/moderations` of one 60-word text, one at a time (SafeServe targets only): p50/p95 and the `moderate`
+  stage;
 - a sweep with `hey` (Debian's HTTP load generator) at each client count: req/s, p50, p99, errors, and the
   CPU time each target's own processes spend per request (SafeServe: Ray's processes and Redis).
 With --profile, py-spy records SafeServe's replicas and its HTTP proxy under 16 clients and writes their
@@ -54,6 +56,8 @@ ANSWER = (
     "museums, its cafes, its wide boulevards and a long history as a centre of art, science, fashion and "
     "government in Europe."
 )
+# What `POST /v1/moderations` is timed on: a 60-word answer, as issue 20's target states it.
+MODERATION_TEXT = " ".join((ANSWER + " " + ANSWER).split()[:60])
 UPSTREAM_MODEL = "scripted-upstream"
 SERVED_MODEL = "safeserve-smollm2"
 T = TypeVar("T")
@@ -221,6 +225,31 @@ def sequential(targets: list[Target], n: int) -> dict[str, dict]:
                 stage: percentile([t[stage] for t in stages if stage in t], 0.5) for stage in names
             }
         results[name] = row
+    return results
+
+
+def moderations(targets: list[Target], n: int) -> dict[str, dict]:
+    """`POST /v1/moderations` of one 60-word text, one at a time, for the SafeServe targets (the others have no
+    such endpoint): p50/p95 as the caller sees them, and the `moderate` stage's p50."""
+
+    def moderated(client: httpx.Client, target: Target) -> tuple[float, dict[str, float]]:
+        start = time.perf_counter()
+        response = client.post(target.url.replace("/chat/completions", "/moderations"), json={"input": MODERATION_TEXT})
+        elapsed = (time.perf_counter() - start) * 1000
+        response.raise_for_status()
+        return elapsed, parse_server_timing(response.headers.get("server-timing", ""))
+
+    guarded = [target for target in targets if target.name.startswith("SafeServe")]
+    results = {}
+    for name, samples in interleaved(guarded, n, 10, moderated).items():
+        values = [elapsed for elapsed, _ in samples]
+        stage = [timing["moderate"] for _, timing in samples if "moderate" in timing]
+        results[name] = {
+            "p50_ms": percentile(values, 0.5),
+            "p95_ms": percentile(values, 0.95),
+            "moderate_stage_p50_ms": percentile(stage, 0.5) if stage else None,
+            "n": len(values),
+        }
     return results
 
 
@@ -400,11 +429,17 @@ def table(report: dict) -> str:
             f"{under['cpu_ms_per_request']:.2f} |"
         )
     errors = {name: sum(row["errors"] for row in rows.values()) for name, rows in swept.items()}
+    moderated = "; ".join(
+        f"{name} p50 {row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f} ms (`moderate` stage "
+        f"{shown(row['moderate_stage_p50_ms'], '.1f')} ms)"
+        for name, row in report["moderations"].items()
+    )
     stages = seq["SafeServe"].get("server_timing_p50_ms", {})
     lines += [
         "",
         f"Errors in the sweep: {', '.join(f'{name} {count}' for name, count in errors.items())}. "
         "SafeServe's `Server-Timing` p50 (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()) + ".",
+        f"`POST /v1/moderations` of one 60-word text, one at a time: {moderated}.",
         f"Measured {report['date']} on {report['machine']} with `make bench-gateway` "
         f"({report['n']} sequential requests and {report['streams_n']} streams per target, "
         f"{report['seconds']} s per sweep run).",
@@ -455,6 +490,13 @@ def main() -> None:
         seq = sequential(targets, args.n)
         for name, row in seq.items():
             print(f"  {name:<22} p50 {row['p50_ms']:>6.1f} ms  p95 {row['p95_ms']:>6.1f} ms")
+        print(f"moderations: {args.n} texts per SafeServe target")
+        moderated = moderations(targets, args.n)
+        for name, row in moderated.items():
+            print(
+                f"  {name:<22} p50 {row['p50_ms']:>6.1f} ms  p95 {row['p95_ms']:>6.1f} ms  "
+                f"moderate stage p50 {shown(row['moderate_stage_p50_ms'], '>5.1f')} ms"
+            )
         print(f"streams: {args.streams} per target")
         streamed = streams(targets, args.streams)
         for name, row in streamed.items():
@@ -472,6 +514,7 @@ def main() -> None:
         "clients": counts,
         "answer_words": len(ANSWER.split()),
         "sequential": seq,
+        "moderations": moderated,
         "streams": streamed,
         "sweep": swept,
         "profiles": profiles,
