@@ -46,8 +46,10 @@ def upstream(base_url):
     """The session app's Generator switched to the scripted upstream for this module, then switched back."""
     server = ScriptedUpstream(delay_s=0.002, stall_s=3 * UPSTREAM_TIMEOUT_S).start()
     deploy(faults_config(server.url))
+    time.sleep(3 * REFRESH_S)  # the review-passage rule reaches the ingress's copy of the Moderator's first stage
     yield server
     deploy(session_app_config())
+    time.sleep(3 * REFRESH_S)
     server.stop()
 
 
@@ -223,6 +225,7 @@ def every_text_to_the_moderator(upstream):
     time.sleep(3 * REFRESH_S)
     yield
     deploy(faults_config(upstream.url))
+    time.sleep(3 * REFRESH_S)
 
 
 @pytest.mark.usefixtures("every_text_to_the_moderator")

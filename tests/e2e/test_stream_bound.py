@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from deployments.generator import POLICY_BANS_TTL_S
+from serve_app.first_stage import REFRESH_S
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL
-from tests.support import deploy, deployment_config, incident_for, sse_choices
+from tests.support import deploy, deployment_config, incident_for, sse_choices, wait_until
 
 pytestmark = pytest.mark.e2e
 PROMPT = "Write a short paragraph about the history of bread."
@@ -29,6 +30,22 @@ def ask(base_url: str, key: str, stream: bool) -> httpx.Response:
     return httpx.post(
         f"{base_url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=180
     )
+
+
+def deploy_moderator_policy(base_url: str, key: str, config: dict, word: str, flags_it: bool) -> None:
+    """Deploy `config` and wait until the ingress's copy of the Moderator's first stage has it too: until `word`
+    is flagged (or no longer flagged), then two refresh periods more, since a text the copy cannot decide goes to
+    the Moderator, which has the policy first (serve_app/first_stage.py)."""
+
+    def flagged() -> bool:
+        response = httpx.post(
+            f"{base_url}/v1/moderations", json={"input": word}, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        )
+        return response.json()["results"][0]["flagged"]
+
+    deploy(config)
+    wait_until(lambda: flagged() == flags_it, 10 * REFRESH_S, 0.5, what="the Moderator's policy in the ingress")
+    time.sleep(2 * REFRESH_S)
 
 
 def streamed(response: httpx.Response) -> tuple[list[str], str | None]:
@@ -57,11 +74,11 @@ def test_the_default_model_streams_whole_and_is_cut_within_the_window(base_url, 
     moderator["denylist"].append(
         {"name": "test-flagged-word", "category": "violence", "action": "block", "pattern": rf"\b{flagged}s?\b"}
     )
-    deploy(config)
+    deploy_moderator_policy(base_url, user_key, config, flagged, flags_it=True)
     try:
         response = ask(base_url, user_key, stream=True)
     finally:
-        deploy(session_app_config())
+        deploy_moderator_policy(base_url, user_key, session_app_config(), flagged, flags_it=False)
     cut, finish = streamed(response)
     assert finish == "content_filter"
     incident = incident_for(redis_server, response.headers["x-request-id"])
@@ -96,13 +113,13 @@ def test_a_plain_phrase_of_the_output_policy_is_never_generated(base_url, user_k
     deployment_config(config, "Moderator")["user_config"]["denylist"].append(
         {"name": "test-banned-word", "category": "violence", "action": "block", "pattern": rf"\b{word}\b"}
     )
-    deploy(config)
+    deploy_moderator_policy(base_url, user_key, config, word, flags_it=True)
     time.sleep(POLICY_BANS_TTL_S)  # the Generator refreshes the policy's phrases this often
     try:
         choice = ask(base_url, user_key, stream=False).json()["choices"][0]
         pieces, finish = streamed(ask(base_url, user_key, stream=True))
     finally:
-        deploy(session_app_config())
+        deploy_moderator_policy(base_url, user_key, session_app_config(), word, flags_it=False)
         time.sleep(POLICY_BANS_TTL_S)
     said = re.compile(rf"\b{word}\b", re.IGNORECASE)
     assert said.search(answer)
