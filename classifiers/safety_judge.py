@@ -8,15 +8,16 @@ Llama Guard 3 or ShieldGemma, asked in its own prompt format, its answer parsed 
   text violates it) or `No`. With `logprobs` the probability of `Yes` is the score; without, Yes scores 1.
 
 It is dear (a GPU model call per text), so the Moderator asks it only about the texts its cheap members are
-unsure of. A text it could not judge (timeout, error, an answer in neither format) comes back as None, and the
-Moderator applies the member's `on_error` action to it.
+unsure of, and the IntentClassifier only about the prompts in its review band. A text it could not judge (timeout,
+error, an answer in neither format) comes back as None, and the caller applies its `on_error` action to it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
@@ -63,25 +64,49 @@ SHIELDGEMMA_POLICIES: dict[Category, str] = {
     "causing arousal). Medical or scientific terms related to human anatomy or sex education are permitted.",
 }
 JudgeFormat = Literal["llama_guard_3", "shieldgemma"]
+# ShieldGemma's P(Yes) at or above which a text counts as unsafe (its model card's decision threshold).
+SHIELDGEMMA_UNSAFE_AT = 0.5
 
 
 class UnparseableAnswer(ValueError):
     pass
 
 
-def parse_llama_guard(answer: str, unsafe_score: float = 1.0) -> dict[Category, float]:
-    """`safe` -> {}; `unsafe` + codes -> each mapped category at `unsafe_score` (an unsafe verdict whose codes
-    all fall outside the taxonomy, or that names none, scores nothing: it names no harm SafeServe decides)."""
+@dataclass(frozen=True)
+class Judgement:
+    """The judge's answer on one text: whether it called the text unsafe, and the categories it named with their
+    scores (empty for `safe`, and for an `unsafe` that names no harm in SafeServe's taxonomy)."""
+
+    unsafe: bool
+    scores: dict[Category, float] = field(default_factory=dict)
+
+    @property
+    def category(self) -> Category | None:
+        """The category the judge scored highest, if it named any."""
+        named = {category: score for category, score in self.scores.items() if score > 0}
+        return max(named, key=named.get) if named else None
+
+
+def read_llama_guard(answer: str, unsafe_score: float = 1.0) -> Judgement:
+    """`safe` -> safe; `unsafe` + codes -> unsafe, each mapped category at `unsafe_score` (codes outside the
+    taxonomy, S6, S8 and S13, are not scored)."""
     lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
     if not lines or lines[0].lower() not in ("safe", "unsafe"):
         raise UnparseableAnswer(f"not a Llama Guard answer: {answer[:80]!r}")
     if lines[0].lower() == "safe":
-        return {}
+        return Judgement(unsafe=False)
     codes = [code.strip().upper() for line in lines[1:] for code in line.split(",") if code.strip()]
     unknown = [code for code in codes if code not in LLAMA_GUARD_3_CODES]
     if unknown:
         raise UnparseableAnswer(f"unknown Llama Guard hazard codes {unknown}")
-    return {category: unsafe_score for code in codes if (category := LLAMA_GUARD_3_CODES[code]) is not None}
+    scores = {category: unsafe_score for code in codes if (category := LLAMA_GUARD_3_CODES[code]) is not None}
+    return Judgement(unsafe=True, scores=scores)
+
+
+def parse_llama_guard(answer: str, unsafe_score: float = 1.0) -> dict[Category, float]:
+    """`safe` -> {}; `unsafe` + codes -> each mapped category at `unsafe_score` (an unsafe verdict whose codes
+    all fall outside the taxonomy, or that names none, scores nothing: it names no harm SafeServe decides)."""
+    return read_llama_guard(answer, unsafe_score).scores
 
 
 def shieldgemma_prompt(text: str, question: str, policy: str) -> str:
@@ -124,7 +149,8 @@ def parse_shieldgemma(answer: str, top_logprobs: list[dict] | None = None) -> fl
 
 class ChatSafetyJudge:
     """Asks the endpoint about each text (concurrently, `concurrency` at a time) and returns per text its
-    category scores, or None where it got no usable answer in `timeout_s`."""
+    category scores (`judge`) or its whole answer (`assess`), or None where it got no usable answer in
+    `timeout_s`."""
 
     def __init__(
         self,
@@ -142,14 +168,27 @@ class ChatSafetyJudge:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="judge")
         self.model = model
         self.judge_format = judge_format
+        self.timeout_s = timeout_s
         self.unsafe_score = unsafe_score
         self.policies = policies
 
     def judge(self, texts: list[str], questions: list[str] | None = None) -> list[dict[Category, float] | None]:
         questions = questions or [""] * len(texts)
-        return list(self._pool.map(self._judge_one, texts, questions))
+        return [None if answer is None else answer.scores for answer in self._pool.map(self._ask, texts, questions)]
 
-    def _judge_one(self, text: str, question: str) -> dict[Category, float] | None:
+    def assess(self, texts: list[str], questions: list[str] | None = None) -> list[Judgement | None]:
+        """Every text's answer, all of them within `timeout_s` of the call: a text still queued or asked when it
+        ends (more texts than `concurrency`, a server that trickles its answer) has none."""
+        questions = questions or [""] * len(texts)
+        futures = [self._pool.submit(self._ask, text, asked) for text, asked in zip(texts, questions, strict=True)]
+        wait(futures, timeout=self.timeout_s)
+        answers = []
+        for future in futures:
+            future.cancel()
+            answers.append(future.result() if future.done() and not future.cancelled() else None)
+        return answers
+
+    def _ask(self, text: str, question: str) -> Judgement | None:
         try:
             if self.judge_format == "llama_guard_3":
                 return self._llama_guard(text, question)
@@ -166,14 +205,14 @@ class ChatSafetyJudge:
         response.raise_for_status()
         return response.json()["choices"][0]
 
-    def _llama_guard(self, text: str, question: str) -> dict[Category, float]:
+    def _llama_guard(self, text: str, question: str) -> Judgement:
         messages = [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
         if not question:
             messages = [{"role": "user", "content": text}]
         choice = self._chat(messages, max_tokens=20)
-        return parse_llama_guard(choice["message"]["content"] or "", self.unsafe_score)
+        return read_llama_guard(choice["message"]["content"] or "", self.unsafe_score)
 
-    def _shieldgemma(self, text: str, question: str) -> dict[Category, float]:
+    def _shieldgemma(self, text: str, question: str) -> Judgement:
         scores = {}
         for category in self.policies:
             prompt = shieldgemma_prompt(text, question, SHIELDGEMMA_POLICIES[category])
@@ -181,7 +220,7 @@ class ChatSafetyJudge:
             content = (choice.get("logprobs") or {}).get("content") or []
             top = content[0].get("top_logprobs") if content else None
             scores[category] = parse_shieldgemma(choice["message"]["content"] or "", top)
-        return scores
+        return Judgement(unsafe=max(scores.values(), default=0.0) >= SHIELDGEMMA_UNSAFE_AT, scores=scores)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

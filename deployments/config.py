@@ -76,11 +76,42 @@ class AnswerIntentConfig(IntentModelConfig):
     )
 
 
+class ChatJudgeEndpoint(_Config):
+    """A safety LLM (Llama Guard 3, ShieldGemma) behind an OpenAI-compatible chat endpoint: where it is and how to
+    ask it (the Moderator's `chat_judge` members and the IntentClassifier's `judge`)."""
+
+    url: str = Field(pattern=r"^https?://.+/v1/?$", description="Base URL ending in /v1.")
+    model: str = Field(min_length=1)
+    format: Literal["llama_guard_3", "shieldgemma"]
+    api_key_env: str | None = Field(None, description="Environment variable holding the endpoint's key, if any.")
+    timeout_s: float = Field(2.0, gt=0, le=60)
+    concurrency: int = Field(8, ge=1, le=256)
+    unsafe_score: Probability = Field(1.0, description="The score an `unsafe` verdict gives its categories.")
+
+
+class IntentJudgeConfig(ChatJudgeEndpoint):
+    """A safety LLM asked for a second opinion on the prompts in the review band (and only those); its answer
+    decides them. `timeout_s` bounds the whole second opinion of a batch, and must leave the models' time within
+    the ingress's `timeouts.classify_s`."""
+
+    name: str = Field("judge", min_length=1, description="Shown in reasons and logs.")
+    on_unsafe: Action = Field(
+        Action.BLOCK, description="For a prompt the judge calls unsafe (filed under the judge's category)."
+    )
+    on_safe: Action = Field(Action.ALLOW, description="For a prompt the judge calls safe.")
+    on_error: Action = Field(
+        Action.REVIEW, description="For a prompt it could not judge in time: review (default: the verdict stays)."
+    )
+
+
 class IntentClassifierConfig(IntentModelConfig):
     thresholds: ThresholdPolicy = ThresholdPolicy(default=Bands(review=0.6, block=0.85))
     strict_thresholds: ThresholdPolicy = Field(
         ThresholdPolicy(default=Bands(review=0.3, block=0.5)),
         description="Added for requests on the strict policy (low reputation, strict tier, high-risk tool).",
+    )
+    judge: IntentJudgeConfig | None = Field(
+        None, description="A safety LLM asked about the review band's prompts (strict ones included); null: none."
     )
     max_batch_size: int = Field(32, ge=1)
     batch_wait_timeout_s: BatchWaitTimeout = 0.0
@@ -258,18 +289,10 @@ class OnnxClassifierMember(_MemberConfig):
     threads: int = Field(1, ge=1)
 
 
-class ChatJudgeMember(_MemberConfig):
-    """A safety LLM (Llama Guard 3, ShieldGemma) behind an OpenAI-compatible chat endpoint; asked only about
-    the band's texts."""
+class ChatJudgeMember(_MemberConfig, ChatJudgeEndpoint):
+    """A safety LLM as a Moderator member; asked only about the band's texts."""
 
     kind: Literal["chat_judge"]
-    url: str = Field(pattern=r"^https?://.+/v1/?$", description="Base URL ending in /v1.")
-    model: str = Field(min_length=1)
-    format: Literal["llama_guard_3", "shieldgemma"]
-    api_key_env: str | None = Field(None, description="Environment variable holding the endpoint's key, if any.")
-    timeout_s: float = Field(2.0, gt=0, le=60)
-    concurrency: int = Field(8, ge=1, le=256)
-    unsafe_score: Probability = Field(1.0, description="The score an `unsafe` verdict gives its categories.")
     on_error: Action = Field(
         Action.REVIEW, description="For a text it could not judge in time: review (default), block or allow."
     )

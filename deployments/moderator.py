@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 
 from ray import serve
@@ -30,7 +29,7 @@ from deployments.config import (
     OnnxClassifierMember,
 )
 from deployments.devices import cpu_threads, pick_device
-from deployments.intent_classifier import load_intent_model
+from deployments.intent_classifier import load_intent_model, open_chat_judge
 from deployments.live_config import keeps_running_policy
 from deployments.scores import observe_scores
 
@@ -83,18 +82,7 @@ def load_member(config: ModeratorMember) -> Member:
         )
         return text_member(name, onnx, config.stage)
     if isinstance(config, ChatJudgeMember):
-        from classifiers.safety_judge import ChatSafetyJudge
-
-        judge = ChatSafetyJudge(
-            config.url,
-            config.model,
-            config.format,
-            api_key=os.environ.get(config.api_key_env) if config.api_key_env else None,
-            timeout_s=config.timeout_s,
-            concurrency=config.concurrency,
-            unsafe_score=config.unsafe_score,
-        )
-        return Member(name, judge.judge, "band", config.on_error)
+        return Member(name, open_chat_judge(config).judge, "band", config.on_error)
     raise TypeError(f"unknown member kind {config!r}")
 
 

@@ -5,24 +5,27 @@ OpenAI-compatible endpoint."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 
 import pytest
-import uvicorn
-from fastapi import FastAPI, Request
 
 from classifiers.models_build import TOXICITY_CKPT, TOXICITY_HF_DIR, TOXICITY_ONNX_DIR
 from classifiers.moderation import Member, OutputModerator
 from classifiers.patterns import PatternSet
 from classifiers.policy import Bands, ThresholdPolicy
-from classifiers.safety_judge import ChatSafetyJudge, UnparseableAnswer, parse_llama_guard, parse_shieldgemma
+from classifiers.safety_judge import (
+    ChatSafetyJudge,
+    Judgement,
+    UnparseableAnswer,
+    parse_llama_guard,
+    parse_shieldgemma,
+    read_llama_guard,
+)
 from classifiers.taxonomy import Category
 from classifiers.text_classifiers import HFTextClassifier, OnnxTextClassifier
 from classifiers.toxicity_model import DetoxifyScorer
 from classifiers.verdict import Action
-from tests.support import free_port, wait_until
+from tests.scripted_judge import ScriptedJudge
 
 TOXIC = "You are a worthless, stupid idiot and everyone hates you, you pathetic loser."
 CLEAN = "Thanks for the help, have a lovely afternoon."
@@ -65,6 +68,9 @@ def test_llama_guard_answers_are_parsed_onto_the_taxonomy():
     assert parse_llama_guard("unsafe\nS1,S10") == {Category.VIOLENCE: 1.0, Category.HATE: 1.0}
     assert parse_llama_guard(" unsafe\nS9 ", unsafe_score=0.9) == {Category.WEAPONS_CBRN: 0.9}
     assert parse_llama_guard("unsafe\nS8") == {}  # intellectual property: outside the taxonomy
+    assert read_llama_guard("unsafe\nS8") == Judgement(unsafe=True)  # still an unsafe answer, naming no category
+    assert read_llama_guard("unsafe\nS2,S14").category in (Category.FRAUD, Category.CYBERCRIME)
+    assert read_llama_guard("safe") == Judgement(unsafe=False)
     for garbage in ("", "I think it's fine", "unsafe\nS99"):
         with pytest.raises(UnparseableAnswer):
             parse_llama_guard(garbage)
@@ -77,52 +83,6 @@ def test_shieldgemma_answers_read_yes_and_no_or_their_probabilities():
     assert parse_shieldgemma("Yes", top) == pytest.approx(0.909, abs=1e-3)
     with pytest.raises(UnparseableAnswer):
         parse_shieldgemma("Maybe")
-
-
-class ScriptedJudge:
-    """A real OpenAI-compatible server on loopback playing a safety LLM: the last message's words pick the
-    answer (`hateful` -> unsafe S10, `slowly` -> a stall past any timeout, `garbled` -> neither format)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.requests: list[dict] = []
-        app = FastAPI()
-
-        @app.post("/v1/chat/completions")
-        async def chat(request: Request) -> dict:
-            body = await request.json()
-            self.requests.append(body)
-            last = body["messages"][-1]["content"]
-            if "slowly" in last:
-                await asyncio.sleep(3)
-            if "Human Question" in last:  # ShieldGemma's template
-                yes = "hateful" in last.split("Our safety principle")[0] and "Hate Speech" in last
-                content, logprob = ("Yes", -0.05) if yes else ("No", -0.05)
-                other = "No" if yes else "Yes"
-                top = [{"token": content, "logprob": logprob}, {"token": other, "logprob": -3.0}]
-                return _choice(content, {"content": [{"token": content, "logprob": logprob, "top_logprobs": top}]})
-            content = "unsafe\nS10" if "hateful" in last else "I cannot say" if "garbled" in last else "safe"
-            return _choice(content)
-
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> ScriptedJudge:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 10, what="the scripted judge")
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-
-
-def _choice(content: str, logprobs: dict | None = None) -> dict:
-    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "logprobs": logprobs}]}
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +136,20 @@ def test_a_judge_that_cannot_answer_sends_the_text_to_review_not_through(scripte
     with pytest.raises(RuntimeError, match="no verdict"):
         failing.assess(["answer slowly"])
     judge.close()
+
+
+def test_a_whole_assessment_ends_within_the_timeout(scripted_judge):
+    judge = ChatSafetyJudge(scripted_judge.url, "llama-guard-3", "llama_guard_3", timeout_s=0.5, concurrency=1)
+    started = time.perf_counter()
+    # One request at a time: the stalled one holds the only slot, so the texts queued behind it get no answer.
+    assert judge.assess(["answer slowly", "a hateful remark", "a kind remark"]) == [None, None, None]
+    assert time.perf_counter() - started < 1.0
+    assert judge.assess(["a hateful remark", "a kind remark"]) == [
+        Judgement(unsafe=True, scores={Category.HATE: 1.0}),
+        Judgement(unsafe=False),
+    ]
+    shieldgemma = ChatSafetyJudge(scripted_judge.url, "shieldgemma", "shieldgemma", policies=(Category.HATE,))
+    (hateful, kind) = shieldgemma.assess(["a hateful remark", "a kind remark"])
+    assert hateful.unsafe and hateful.category is Category.HATE and not kind.unsafe
+    judge.close()
+    shieldgemma.close()

@@ -34,6 +34,7 @@ SAFESERVE_METRICS = frozenset(
         "ray_safeserve_classifier_score",
         "ray_safeserve_moderator_texts_total",
         "ray_safeserve_first_stage_total",
+        "ray_safeserve_intent_judge_answers_total",
         "ray_safeserve_redis_up",
         "ray_safeserve_review_queue_depth",
         "ray_safeserve_review_oldest_pending_age_seconds",

@@ -89,6 +89,16 @@ def test_production_gives_the_generator_a_gpu() -> None:
         ("Generator", {"device": "tpu"}, "generator.device"),
         ("ReviewQueue", {"sla_seconds": -1}, "review_queue.sla_seconds"),
         ("IntentClassifier", {"unknown_field": 1}, "intent_classifier.unknown_field"),
+        (
+            "IntentClassifier",
+            {"judge": {"url": "http://h:1/v1", "model": "m", "format": "llama_guard_3", "on_unsafe": "refuse"}},
+            "intent_classifier.judge.on_unsafe",
+        ),
+        (
+            "IntentClassifier",
+            {"judge": {"url": "h:1", "model": "m", "format": "shieldgemma"}},
+            "intent_classifier.judge.url",
+        ),
     ],
 )
 def test_bad_config_names_the_field(deployment: str, user_config: dict, message: str) -> None:
