@@ -7,7 +7,14 @@ import time
 from classifiers.verdict import Action, Verdict, apply_redactions
 from deployments.generation import Completion, SamplingParams
 from serve_app.access import Access, settle
-from serve_app.chat.records import decide, enqueue_review, held_message, hold_for_review, holds, report
+from serve_app.chat.records import (
+    decide,
+    enqueue_review,
+    held_message,
+    hold_for_review,
+    record_decision,
+    withholds_answer,
+)
 from serve_app.chat.safety import moderate_answer
 from serve_app.chat.translate import completion_id, model_messages
 from serve_app.chat.usage import count_tokens, first_text_sent, tokens_spent
@@ -50,16 +57,16 @@ async def complete(
     await settle(gateway, ctx, access, prompt_tokens + completion_tokens)
     count_tokens(ctx, prompt_tokens, completion_tokens)
     verdict, calls = await moderate_answer(gateway, ctx, access, completion.text, completion.tool_calls, request_text)
-    await report(gateway, ctx, access, verdict, request_text, output=completion.text)
+    await record_decision(gateway, ctx, access, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
     delivered = apply_redactions(completion.text, verdict.redactions)
-    hold_verdict = next((v for v in (verdict, input_verdict) if holds(gateway, v)), None)
+    hold_verdict = next((v for v in (verdict, input_verdict) if withholds_answer(gateway, v)), None)
     review_id = None
     if hold_verdict is not None and not blocked:
         review_id = await hold_for_review(gateway, ctx, hold_verdict, request_text, delivered)
         decide(ctx, "held")
         delivered = held_message(review_id)
-    elif blocked and holds(gateway, input_verdict):
+    elif blocked and withholds_answer(gateway, input_verdict):
         # Nothing is left to release, but the held request still gets its review, as an async one would.
         await enqueue_review(gateway, ctx, input_verdict, request_text, None)
     withheld = blocked or review_id is not None

@@ -23,7 +23,7 @@ from serve_app.metrics import DECISIONS, INFRA_ERRORS, REPUTATION_CHANGES
 
 T = TypeVar("T")
 MODERATOR_LAYER = "moderator"  # classifiers.moderation.LAYER, the layer of every verdict on an answer
-logger = get_logger("pipeline")
+logger = get_logger("chat")
 # The request's final decision is the strongest one any stage made: an input sent to review stays `review`
 # when its answer is allowed, so the requests metric counts what the request went through.
 DECISION_RANK = {"allow": 0, "redacted": 1, "review": 2, "held": 3, "block": 4, "content_filter": 4}
@@ -64,7 +64,7 @@ async def update_reputation(gateway: Gateway, ctx: RequestContext, verdict: Verd
         logger.error("reputation update failed: %s", exc.__class__.__name__)
 
 
-async def report(
+async def record_decision(
     gateway: Gateway,
     ctx: RequestContext,
     access: Access,
@@ -101,11 +101,11 @@ async def report(
     action = "redact" if redacted else verdict.action
     DECISIONS.inc(tags={"layer": verdict.layer, "category": str(category), "action": action})
     await gateway.incidents.record(record, gateway.config.incidents)
-    if verdict.action is Action.REVIEW and not holds(gateway, verdict):
+    if verdict.action is Action.REVIEW and not withholds_answer(gateway, verdict):
         await enqueue_review(gateway, ctx, verdict, request_text, output)
 
 
-def holds(gateway: Gateway, verdict: Verdict | None) -> bool:
+def withholds_answer(gateway: Gateway, verdict: Verdict | None) -> bool:
     """Whether this verdict withholds the answer until a reviewer approves it (`hold` mode of its category)."""
     return (
         verdict is not None
@@ -168,20 +168,20 @@ async def withhold_stream(
 ) -> str:
     """Record a streamed answer's hold decision and queue the whole answer (redactions applied) for review;
     returns the review id. Fails closed like `hold_for_review`."""
-    await report(gateway, ctx, access, verdict, request_text, output=answer)
+    await record_decision(gateway, ctx, access, verdict, request_text, output=answer)
     review_id = await hold_for_review(gateway, ctx, verdict, request_text, apply_redactions(answer, verdict.redactions))
     decide(ctx, "held")
     return review_id
 
 
-async def report_unfinished(
+async def record_unfinished_stream(
     gateway: Gateway, ctx: RequestContext, access: Access, verdict: Verdict, request_text: str, output: str
 ) -> None:
     """Record the strongest verdict of a stream that ended before its answer was judged whole (the client left,
     or a fault ended it): incident, reputation and review item as for a whole answer. A `hold` category's item
     is queued as an async one: the client that would fetch the released answer is gone."""
-    await report(gateway, ctx, access, verdict, request_text, output=output)
-    if holds(gateway, verdict):
+    await record_decision(gateway, ctx, access, verdict, request_text, output=output)
+    if withholds_answer(gateway, verdict):
         await enqueue_review(gateway, ctx, verdict, request_text, output)
 
 

@@ -16,7 +16,7 @@ from deployments.moderator import observe as observe_assessments
 from deployments.scores import observe_scores
 from serve_app.access import Access
 from serve_app.capabilities import check_tools
-from serve_app.chat.records import MODERATOR_LAYER, report
+from serve_app.chat.records import MODERATOR_LAYER, record_decision
 from serve_app.chat.translate import request_text
 from serve_app.deps import RequestContext
 from serve_app.errors import PolicyViolation
@@ -36,7 +36,7 @@ async def screen_input(gateway: Gateway, ctx: RequestContext, access: Access, tu
         with ctx.timer.stage("classify"):
             model_verdict = await classify(gateway, turn_views, access.strict)
         verdict = strongest([verdict, model_verdict], layer="input")
-    await report(gateway, ctx, access, verdict, joined)
+    await record_decision(gateway, ctx, access, verdict, joined)
     if verdict.action is Action.BLOCK:
         raise PolicyViolation(
             f"This request was blocked by SafeServe's {verdict.layer} layer (category: {verdict.category}).",

@@ -14,7 +14,14 @@ from classifiers.verdict import Action, Verdict
 from deployments.generation import SamplingParams, StreamEnd, ToolCall
 from deployments.logs import get_logger
 from serve_app.access import Access, settle
-from serve_app.chat.records import held_message, holds, report, report_unfinished, run_to_end, withhold_stream
+from serve_app.chat.records import (
+    held_message,
+    record_decision,
+    record_unfinished_stream,
+    run_to_end,
+    withhold_stream,
+    withholds_answer,
+)
 from serve_app.chat.safety import moderate, moderate_answer
 from serve_app.chat.translate import completion_id, model_messages, tool_call_deltas
 from serve_app.chat.usage import count_tokens, first_text_sent, output_tokens
@@ -25,7 +32,7 @@ from serve_app.metrics import INFRA_ERRORS
 from serve_app.schemas.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta
 from serve_app.streaming import StreamWindow
 
-logger = get_logger("pipeline")
+logger = get_logger("chat")
 
 
 @dataclass
@@ -85,7 +92,7 @@ async def stream_completion(
 
     The decision is recorded once, as for a whole answer, with the strongest verdict any check drew: a window sent
     to review stays reviewed when the final check does not repeat it. A stream that ends before its answer is
-    judged whole (the client left, a fault) records the strongest verdict so far (`report_unfinished`).
+    judged whole (the client left, a fault) records the strongest verdict so far (`record_unfinished_stream`).
     """
     window = gateway.config.stream_moderation
     chunk_id, created = completion_id(), int(time.time())
@@ -125,13 +132,13 @@ async def stream_completion(
                     next_piece = None
             if check is not None and check.done():
                 verdict, check = check.result(), None
-                if holds(gateway, verdict):
+                if withholds_answer(gateway, verdict):
                     hold, ready = verdict, []
                 else:
                     ready, verdict = held.release(verdict, checked=checked)
                 if ready is None:
                     recorded = True
-                    await run_to_end(report(gateway, ctx, access, verdict, request_text, output=held.text))
+                    await run_to_end(record_decision(gateway, ctx, access, verdict, request_text, output=held.text))
                     yield chunk(Delta(), "content_filter")
                     yield _sse("[DONE]")
                     return
@@ -143,17 +150,17 @@ async def stream_completion(
         text = held.text
         verdict, calls = await moderate_answer(gateway, ctx, access, text, tail.calls, request_text)
         verdict = held.answer_verdict(verdict)
-        if hold is not None and verdict.action is not Action.BLOCK and not holds(gateway, verdict):
+        if hold is not None and verdict.action is not Action.BLOCK and not withholds_answer(gateway, verdict):
             verdict = replace(hold, redactions=verdict.redactions)
         recorded = True
-        if holds(gateway, verdict):
+        if withholds_answer(gateway, verdict):
             review_id = await run_to_end(withhold_stream(gateway, ctx, access, verdict, request_text, text))
             yield chunk(Delta(content=held_message(review_id)), safeserve_review_id=review_id)
             yield chunk(Delta(), "content_filter", safeserve_review_id=review_id)
             yield _sse("[DONE]")
             return
         ready, verdict = held.release(verdict, final=True)
-        await run_to_end(report(gateway, ctx, access, verdict, request_text, output=text))
+        await run_to_end(record_decision(gateway, ctx, access, verdict, request_text, output=text))
         if ready is None:
             yield chunk(Delta(), "content_filter")
         else:
@@ -177,7 +184,7 @@ async def stream_completion(
         stream.cancel()
         flagged = hold if hold is not None else held.flagged
         if not recorded and flagged is not None:
-            await run_to_end(report_unfinished(gateway, ctx, access, flagged, request_text, held.text))
+            await run_to_end(record_unfinished_stream(gateway, ctx, access, flagged, request_text, held.text))
         # Tokens actually spent: the prompt as counted at admission, and the tokens generated (withheld included,
         # tool calls too).
         completion_tokens = output_tokens(gateway, held.text, tail.calls)

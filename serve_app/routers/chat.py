@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 from serve_app.access import admit, settle
 from serve_app.chat import translate
 from serve_app.chat.complete import complete
-from serve_app.chat.records import holds
+from serve_app.chat.records import withholds_answer
 from serve_app.chat.safety import screen_input
 from serve_app.chat.stream import stream_completion, stream_whole
 from serve_app.deps import Context, GatewayDep
@@ -53,7 +53,7 @@ async def create_chat_completion(
         exc.headers = {**access.headers(), **(exc.headers or {})}
         raise
     request_text = translate.request_text(turn_views)
-    if body.stream and holds(gateway, input_verdict):
+    if body.stream and withholds_answer(gateway, input_verdict):
         # The answer will be withheld whatever it says: generate it whole, then stream only the notice.
         completion = await complete(gateway, ctx, access, body, params, request_text, input_verdict)
         return StreamingResponse(
