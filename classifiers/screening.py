@@ -2,7 +2,7 @@
 
 `screen_conversations` runs the deny patterns over every view of every untrusted turn (and over the joined
 turns when there are several), then, unless a pattern blocks, the intent analyser over the same views, and
-merges the two the way the ingress does (`serve_app.pipeline.screen_input`, which shares `screen_patterns`
+merges the two the way the ingress does (`serve_app.chat.safety.screen_input`, which shares `screen_patterns`
 and awaits the IntentClassifier deployment instead). `safeserve eval` uses it to measure detection without
 a running app.
 """

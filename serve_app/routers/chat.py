@@ -5,8 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
-from serve_app import pipeline
 from serve_app.access import admit, settle
+from serve_app.chat import translate
+from serve_app.chat.complete import complete
+from serve_app.chat.records import withholds_answer
+from serve_app.chat.safety import screen_input
+from serve_app.chat.stream import stream_completion, stream_whole
 from serve_app.deps import Context, GatewayDep
 from serve_app.errors import InvalidRequest, ModelNotFound, SafeServeError, ServiceUnavailable
 from serve_app.schemas.chat import ChatCompletion, ChatCompletionRequest
@@ -38,32 +42,32 @@ async def create_chat_completion(
             param="messages",
             code="context_length_exceeded",
         )
-    params = pipeline.sampling_params(gateway, ctx, body)
+    params = translate.sampling_params(gateway, ctx, body)
     with ctx.timer.stage("limits"):
         access = await admit(gateway, ctx, prompt_texts, params.max_tokens, body.tool_names())
-    turn_views = pipeline.untrusted_views(body)
+    turn_views = translate.untrusted_views(body)
     try:
-        input_verdict = await pipeline.screen_input(gateway, ctx, access, turn_views)
+        input_verdict = await screen_input(gateway, ctx, access, turn_views)
     except SafeServeError as exc:
         await settle(gateway, ctx, access, 0)  # nothing was generated: give the reserved tokens back
         exc.headers = {**access.headers(), **(exc.headers or {})}
         raise
-    request_text = pipeline.request_text(turn_views)
-    if body.stream and pipeline.holds(gateway, input_verdict):
+    request_text = translate.request_text(turn_views)
+    if body.stream and withholds_answer(gateway, input_verdict):
         # The answer will be withheld whatever it says: generate it whole, then stream only the notice.
-        completion = await pipeline.complete(gateway, ctx, access, body, params, request_text, input_verdict)
+        completion = await complete(gateway, ctx, access, body, params, request_text, input_verdict)
         return StreamingResponse(
-            pipeline.stream_whole(completion),
+            stream_whole(completion),
             media_type="text/event-stream",
             headers={"Server-Timing": ctx.timer.header(), "Cache-Control": "no-cache", **access.headers()},
         )
     if body.stream:
         return StreamingResponse(
-            pipeline.stream_completion(gateway, ctx, access, body, params, request_text),
+            stream_completion(gateway, ctx, access, body, params, request_text),
             media_type="text/event-stream",
             headers={"Server-Timing": ctx.timer.header(), "Cache-Control": "no-cache", **access.headers()},
         )
-    completion = await pipeline.complete(gateway, ctx, access, body, params, request_text, input_verdict)
+    completion = await complete(gateway, ctx, access, body, params, request_text, input_verdict)
     response.headers["Server-Timing"] = ctx.timer.header()
     response.headers.update(access.headers())
     return completion

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 
 from classifiers.taxonomy import OPENAI_MODERATION, OPENAI_MODERATION_CATEGORIES, openai_scores
 from classifiers.verdict import Action
-from serve_app import pipeline
 from serve_app.access import admit
+from serve_app.chat.safety import moderate_many
 from serve_app.deps import Context, GatewayDep
 from serve_app.errors import InvalidRequest
 from serve_app.schemas.moderation import ModerationRequest, ModerationResponse, ModerationResult
@@ -36,7 +36,7 @@ async def create_moderation(
     with ctx.timer.stage("limits"):
         access = await admit(gateway, ctx, texts, max_tokens=0)
     response.headers.update(access.headers())
-    verdicts = await pipeline.moderate_many(gateway, ctx, access, texts)
+    verdicts = await moderate_many(gateway, ctx, access, texts)
     results = []
     for verdict in verdicts:
         flagged_names = {name for category in verdict.flagged for name in OPENAI_MODERATION.get(category, ())}

@@ -59,8 +59,8 @@ def test_tool_calls_the_model_emits_pass_the_same_gate() -> None:
     from classifiers.verdict import Action, Redaction, Verdict
     from deployments.generation import ToolCall
     from serve_app.access import Access
+    from serve_app.chat.safety import gate_tool_calls
     from serve_app.config import Limits
-    from serve_app.pipeline import gate_tool_calls
 
     access = Access(
         tier=TierConfig(tools=(ToolRule(pattern="get_weather"),)),
@@ -85,7 +85,7 @@ def test_a_tool_calls_arguments_are_redacted_in_place_and_still_parse() -> None:
     from classifiers.sensitive_data import SensitiveDataPolicy
     from classifiers.verdict import Action
     from deployments.generation import ToolCall
-    from serve_app.pipeline import redact_tool_call
+    from serve_app.chat.safety import redact_tool_call
 
     call = ToolCall(id="call_1", name="send_note", arguments='{"to": "ada.lovelace@example.org", "body": "hi"}')
     found = SensitiveDataPolicy().check(call.arguments, layer="moderator")
@@ -104,7 +104,7 @@ def test_a_redaction_that_would_break_a_calls_json_blocks_it() -> None:
     from classifiers.taxonomy import Category
     from classifiers.verdict import Action, Redaction, Verdict
     from deployments.generation import ToolCall
-    from serve_app.pipeline import redact_tool_call
+    from serve_app.chat.safety import redact_tool_call
 
     call = ToolCall(id="call_1", name="send_note", arguments='{"to": "x"}')
     across_a_quote = Verdict(layer="moderator", redactions=(Redaction("email", Category.PRIVACY, 7, 11, "[email]"),))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serve_app.pipeline import untrusted_views
+from serve_app.chat.translate import untrusted_views
 from serve_app.schemas.chat import ChatCompletionRequest
 
 INJECTED_TOOL = {

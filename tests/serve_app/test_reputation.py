@@ -167,7 +167,7 @@ def test_the_pipeline_charges_a_moderator_block_as_an_output_block(redis_server)
 
     from classifiers.taxonomy import Category
     from classifiers.verdict import Action, Verdict
-    from serve_app.pipeline import update_reputation
+    from serve_app.chat.records import update_reputation
 
     name = user()
 

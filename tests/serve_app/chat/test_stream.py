@@ -1,4 +1,4 @@
-"""The decision on a moderated stream (serve_app/pipeline.py `stream_completion`), driven in process against
+"""The decision on a moderated stream (serve_app/chat/stream.py `stream_completion`), driven in process against
 stand-ins for the deployments and Redis: a check that sends a window to review is recorded (incident, review
 item, reputation) even when the final check does not repeat it, or when the client leaves before the end, once."""
 
@@ -14,7 +14,7 @@ import pytest
 from classifiers.taxonomy import Category
 from classifiers.verdict import Action, Verdict
 from deployments.generation import SamplingParams, StreamEnd
-from serve_app import pipeline
+from serve_app.chat.stream import stream_completion
 from serve_app.config import IngressConfig
 from serve_app.schemas.chat import ChatCompletionRequest
 from serve_app.timing import StageTimer
@@ -57,7 +57,7 @@ class Generated:
 
 
 class StandIns:
-    """The gateway's deployments and stores, recording what the pipeline asked of them."""
+    """The gateway's deployments and stores, recording what the stream asked of them."""
 
     def __init__(self, pieces: list[str], stall: bool = False, category: Category = Category.HARASSMENT) -> None:
         self.incidents: list[dict] = []
@@ -119,7 +119,7 @@ class StandIns:
             tier=SimpleNamespace(review_sample_rate=0.0), prompt_tokens=4, strict=False, admission=None
         )
         request = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "Reply to my neighbour."}])
-        return pipeline.stream_completion(
+        return stream_completion(
             self.gateway, ctx, access, request, SamplingParams(max_tokens=64), "Reply to my neighbour."
         )
 
