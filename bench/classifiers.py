@@ -9,6 +9,8 @@ Measured:
 - input ensemble, one text at a time in process: what the ingress and the IntentClassifier do for a one-turn
   request (views, deny patterns, both models, the combiner), p50/p95;
 - the same, batched (32 conversations per call), texts/s;
+- the Moderator's first stage as the ingress runs it: the share of answers it decides without the hop, and its
+  p50/p95 per answer;
 - the Moderator's whole stack as configured (rules, profanity and toxicity models, the cascade's band, the
   answer check), one answer at a time p50/p95 and batched answers/s, and the cascade's share: the answers that
   went to a dear member (the toxicity head, the answer check's embedding members);
@@ -82,7 +84,7 @@ def in_process(inputs: list[str], answers: list[tuple[str, str]]) -> dict:
     from classifiers.patterns import PatternSet
     from classifiers.screening import screen_conversations
     from deployments.intent_classifier import load_intent_model
-    from deployments.moderator import build_moderator, load_scorers
+    from deployments.moderator import build_first_stage, build_moderator, load_scorers
     from serve_app.serve_config import check_file
 
     config = check_file(CONFIG)
@@ -92,7 +94,13 @@ def in_process(inputs: list[str], answers: list[tuple[str, str]]) -> dict:
     def screen(texts: list[str]) -> None:
         screen_conversations([[views(text)] for text in texts], patterns, analyzer)
 
-    moderator = build_moderator(config.moderator, load_scorers(config.moderator))
+    scorers = load_scorers(config.moderator)
+    moderator = build_moderator(config.moderator, scorers)
+    first_stage = build_first_stage(config.moderator, scorers, moderator)
+
+    def first_stage_decides(pairs: list[tuple[str, str]]) -> bool:
+        texts, questions = [text for text, _ in pairs], [question for _, question in pairs]
+        return first_stage.assess(texts, questions, [False] * len(pairs)) is not None
 
     def moderate(pairs: list[tuple[str, str]]) -> None:
         moderator.assess([text for text, _ in pairs], [question for _, question in pairs])
@@ -103,6 +111,12 @@ def in_process(inputs: list[str], answers: list[tuple[str, str]]) -> dict:
         "input_ensemble_batched": batched(screen, inputs),
         "moderator_one_answer": per_text(moderate, answers),
         "moderator_batched": batched(moderate, answers),
+        # What the ingress decides without the hop (serve_app/first_stage.py): one answer per call, as a chat
+        # request's check is made.
+        "moderator_first_stage": {
+            "decided_share": round(sum(first_stage_decides([pair]) for pair in answers) / len(answers), 4),
+            **per_text(first_stage_decides, answers),
+        },
         "moderator_cascade_share": {
             "dear": round(sum(a.dear for a in assessed) / len(assessed), 4),
             "toxicity_band": round(sum(a.band for a in assessed) / len(assessed), 4),
