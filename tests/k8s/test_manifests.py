@@ -128,6 +128,7 @@ def test_overlay_builds_with_the_expected_objects(overlay: str) -> None:
         f"Namespace/{OVERLAYS[overlay]}",
         "NetworkPolicy/safeserve-ray",
         "NetworkPolicy/safeserve-redis",
+        "PersistentVolumeClaim/safeserve-review-spool",
         "PodMonitor/safeserve-ray",
         "PrometheusRule/safeserve",
         "RayService/safeserve",
@@ -300,6 +301,25 @@ def test_every_deployment_fits_a_worker_group(overlay: str) -> None:
             if options.get("num_cpus", 1) <= cpus and options.get("num_gpus", 0) <= gpus:
                 fits.append(group["groupName"])
         assert fits, f"{overlay}: no worker group can hold a {deployment['name']} replica ({options})"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_ray_pod_mounts_the_review_spool_where_the_review_queue_writes_it(overlay: str) -> None:
+    """Items spooled while Redis is down must survive the pod (issue 22): a ReviewQueue replica may run on any
+    Ray pod, so each mounts the one ReadWriteMany claim at SAFESERVE_HOME/<the spool's directory>."""
+    docs = built(overlay)
+    claim = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert claim["metadata"]["name"] == "safeserve-review-spool" and claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    # The image's ENV (a continuation line of its ENV instruction), not the build step's own SAFESERVE_HOME.
+    home = re.search(r"^\s+SAFESERVE_HOME=(\S+) \\$", (ROOT / "docker" / "Dockerfile").read_text(), re.M).group(1)
+    queue = next(d for d in _deployments(overlay) if d["name"] == "ReviewQueue")
+    spool_dir = f"{home}/{Path(queue['user_config']['spool_path']).parent}"
+    for group, spec in ray_groups(rayservice(overlay)):
+        volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in spec["template"]["spec"]["containers"][0]["volumeMounts"]}
+        assert spool_dir in mounts, f"{overlay} {group}: no volume at {spool_dir}"
+        volume = volumes[mounts[spool_dir]]
+        assert volume.get("persistentVolumeClaim", {}).get("claimName") == "safeserve-review-spool", (group, volume)
 
 
 def test_gpu_worker_group_runs_the_generator_on_gpu_nodes() -> None:
