@@ -4,8 +4,6 @@ safety LLM asked about its review band."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 
 from ray import serve
@@ -19,6 +17,7 @@ from classifiers.safety_judge import ChatSafetyJudge, Judgement
 from classifiers.verdict import Verdict
 from deployments.config import ChatJudgeEndpoint, IntentClassifierConfig, IntentJudgeConfig, IntentModelConfig
 from deployments.devices import cpu_threads
+from deployments.first_stages import stage_version, unless_known
 from deployments.live_config import keeps_running_policy
 from deployments.scores import observe_scores
 
@@ -84,10 +83,8 @@ class IntentClassifier:
         self._judge = review_judge(config.judge, self._judge_client) if config.judge else None
         self._model.embed_band = config.embed_band
         self._analyzer = IntentAnalyzer([self._model], config.thresholds, config.strict_thresholds)
-        # The same version on every replica of this config and model, so an ingress copies the stage once.
-        model_version = hashlib.sha256(json.dumps(self._model.provenance, sort_keys=True).encode()).hexdigest()
         self._first_stage = IntentFirstStage(
-            f"{model_version[:16]}:{config.model_dump_json()}",
+            stage_version(self._model.provenance, config),
             self._model.first_stage(),
             IntentAnalyzer([], config.thresholds, config.strict_thresholds),  # the policy, without the models
             judged=config.judge is not None,
@@ -117,9 +114,8 @@ class IntentClassifier:
 
     async def first_stage(self, known: str | None = None) -> IntentFirstStage | None:
         """The first stage for the ingress to run in process (classifiers.intent.IntentFirstStage); None when
-        the caller already holds this version, so that asking often costs no copy of the model."""
-        stage = self._first_stage
-        return None if stage is None or stage.version == known else stage
+        the caller already holds this version."""
+        return unless_known(self._first_stage, known)
 
     async def ready(self) -> bool:
         return self._analyzer is not None

@@ -4,8 +4,6 @@ production members on the uncertain band; the intent ensemble on question + answ
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 
 from ray import serve
@@ -29,6 +27,7 @@ from deployments.config import (
     OnnxClassifierMember,
 )
 from deployments.devices import cpu_threads, pick_device
+from deployments.first_stages import stage_version, unless_known
 from deployments.intent_classifier import load_intent_model, open_chat_judge
 from deployments.live_config import keeps_running_policy
 from deployments.scores import observe_scores
@@ -119,12 +118,10 @@ def build_moderator(config: ModeratorConfig, scorers: Scorers) -> OutputModerato
 
 
 def build_first_stage(config: ModeratorConfig, scorers: Scorers, moderator: OutputModerator) -> ModeratorFirstStage:
-    """The cheap stage for the ingress, versioned by the config and the models' provenance: the same version on
-    every replica of one config and model build, so an ingress copies it once."""
+    """The cheap stage for the ingress, versioned by the config and the models' provenance."""
     provenance = [scorers.toxicity.provenance if scorers.toxicity else None]
     provenance += [scorer.model.provenance for scorer in scorers.answer if isinstance(scorer, HarmfulAnswerScorer)]
-    models = hashlib.sha256(json.dumps(provenance, sort_keys=True, default=str).encode()).hexdigest()
-    return ModeratorFirstStage(f"{models[:16]}:{config.model_dump_json()}", moderator.first_stage())
+    return ModeratorFirstStage(stage_version(provenance, config), moderator.first_stage())
 
 
 def observe(assessments: list[Assessment]) -> list[Verdict]:
@@ -174,8 +171,7 @@ class Moderator:
     async def first_stage(self, known: str | None = None) -> ModeratorFirstStage | None:
         """The cheap stage for the ingress to run in process (classifiers.moderation.ModeratorFirstStage); None
         when the caller already holds this version."""
-        stage = self._first_stage
-        return None if stage is None or stage.version == known else stage
+        return unless_known(self._first_stage, known)
 
     async def flagged_spans(self, text: str) -> list[tuple[int, int]]:
         """Where this policy's rules match `text`: the reviewer console marks them in an answer under review."""
