@@ -29,9 +29,12 @@ shutdown() {
     kill -TERM "$serve_pid" 2>/dev/null || true
     wait "$serve_pid" 2>/dev/null || true
   fi
+  stop_haproxy
   stop_redis
   exit 0
 }
+# Ray's HAProxy can outlive Ray (a killed `serve run`); only this instance's, found by its directory.
+stop_haproxy() { pkill -f -- "$SAFESERVE_HAPROXY_DIR/" 2>/dev/null || true; }
 trap shutdown INT TERM
 
 # `serve run` takes the HTTP port from the config file: with SAFESERVE_HTTP_PORT set, it serves a copy of
@@ -43,6 +46,7 @@ if [ -n "${SAFESERVE_HTTP_PORT:-}" ]; then
     configs/local.yaml "$SAFESERVE_HTTP_PORT" "$config"
 fi
 
+stop_haproxy
 start_redis
 if [ "${SAFESERVE_GENERATOR_BACKEND:-}" = "openai_upstream" ]; then
   echo "guarding the upstream model server ${SAFESERVE_UPSTREAM_URL:-?} (model ${SAFESERVE_UPSTREAM_MODEL:-?})"
@@ -54,4 +58,5 @@ echo "starting SafeServe on http://127.0.0.1:${SAFESERVE_HTTP_PORT:-8000} (first
 serve_pid=$!
 wait "$serve_pid" || true
 serve_pid=""
+stop_haproxy
 stop_redis

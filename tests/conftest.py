@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.support import ROOT, RedisServer, app_deploy_config, deploy, deployment_config, free_port, wait_ready
@@ -96,13 +97,35 @@ def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
     server.stop()
 
 
+def haproxy_of_this_session() -> str:
+    """Ray's HAProxy files of this session's own, so that the suite can run beside `make run`: scripts/env.sh
+    gives each SAFESERVE_HOME its own (the suite shares make run's), and each running instance its own ports."""
+    directory = tempfile.mkdtemp(prefix="sshap-", dir="/tmp")  # the admin socket's path must stay short
+    os.environ.update(
+        SAFESERVE_HAPROXY_DIR=directory,
+        RAY_SERVE_HAPROXY_CONFIG_FILE_LOC=f"{directory}/haproxy.cfg",
+        RAY_SERVE_HAPROXY_SOCKET_PATH=f"{directory}/admin.sock",
+        RAY_SERVE_HAPROXY_SERVER_STATE_BASE=directory,
+        RAY_SERVE_HAPROXY_SERVER_STATE_FILE=f"{directory}/server-state",
+        RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH=f"{directory}/metrics.sock",
+    )
+    return directory
+
+
+def stop_haproxy(directory: str) -> None:
+    """Ray's HAProxy can outlive Ray: stop this session's, found by its directory."""
+    for process in psutil.process_iter(["cmdline"]):
+        if any(arg.startswith(f"{directory}/") for arg in process.info["cmdline"] or ()):
+            process.kill()
+
+
 @pytest.fixture(scope="session")
 def serve_instance(redis_server: RedisServer, models_dir: Path) -> Iterator[int]:
     """Ray + Serve on a free loopback port, on the same data paths as `make run` (scripts/env.sh).
 
     The environment set here is inherited by every Ray process, replicas included."""
     os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
-    os.environ.setdefault("RAY_SERVE_ENABLE_HA_PROXY", "0")
+    haproxy_dir = haproxy_of_this_session()
     os.environ.update(
         SAFESERVE_REDIS_URL=redis_server.url,
         SAFESERVE_ADMIN_KEY=ADMIN_KEY,
@@ -130,6 +153,7 @@ def serve_instance(redis_server: RedisServer, models_dir: Path) -> Iterator[int]
     yield port
     serve.shutdown()
     ray.shutdown()
+    stop_haproxy(haproxy_dir)
 
 
 @pytest.fixture(scope="session")

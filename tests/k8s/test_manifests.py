@@ -369,9 +369,20 @@ def test_cluster_settings(overlay: str) -> None:
 
 
 def test_ray_processes_get_the_serve_settings_of_scripts_env_sh() -> None:
-    """Every RAY_SERVE_* variable scripts/env.sh sets for the local Ray is set in the image and on every Ray pod
-    too (RAY_SERVE_ENABLE_HA_PROXY with production's value, 1)."""
-    names = set(re.findall(r"\b(RAY_SERVE_\w+)=", (ROOT / "scripts" / "env.sh").read_text()))
+    """Every RAY_SERVE_* data-path variable scripts/env.sh sets for the local Ray is set in the image and on every
+    Ray pod too. The HAProxy, fallback-proxy and direct-ingress port variables only place a local instance (on
+    loopback, with files and ports of its own beside another); a pod keeps Ray's defaults."""
+    placement = (
+        "RAY_SERVE_HAPROXY_",
+        "RAY_SERVE_FALLBACK_PROXY_",
+        "RAY_SERVE_DIRECT_INGRESS_MIN_",
+        "RAY_SERVE_DIRECT_INGRESS_MAX_",
+    )
+    names = {
+        name
+        for name in re.findall(r"\b(RAY_SERVE_\w+)=", (ROOT / "scripts" / "env.sh").read_text())
+        if not name.startswith(placement)
+    }
     assert "RAY_SERVE_THROUGHPUT_OPTIMIZED" in names
     image_env = " ".join(arg for op, arg in _instructions((DOCKER / "Dockerfile").read_text()) if op == "ENV")
     for name in names:

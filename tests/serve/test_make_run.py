@@ -60,6 +60,7 @@ def test_make_run_guards_the_upstream_named_in_the_environment(models_dir: Path,
         created = httpx.post(
             f"{base_url}/admin/keys", json={"user_id": "make-run", "tier": "standard"}, headers=admin, timeout=30
         )
+        assert created.status_code == 201, created.text
         user = {"Authorization": f"Bearer {created.json()['key']}"}
 
         def chat(content: str) -> httpx.Response:
