@@ -53,7 +53,8 @@ WEATHER_CALL = [
     chunk(None, usage=USAGE) + DONE,
 ]
 # vLLM's ErrorResponse, as `_openai_json_wrapper` writes it (model_dump_json()).
-ERROR = 'data: {"error": {"message": "max_tokens is too large", "type": "BadRequestError", "param": null, "code": 400}}\n\n'
+ERROR_INFO = {"message": "max_tokens is too large", "type": "BadRequestError", "param": None, "code": 400}
+ERROR = f"data: {json.dumps({'error': ERROR_INFO})}\n\n"
 
 
 class ScriptedPackets:
