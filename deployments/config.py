@@ -143,8 +143,14 @@ class UpstreamConfig(_Config):
     )
 
 
+Backend = Literal["transformers", "openai_upstream", "vllm"]
+
+
 class GeneratorConfig(_Config):
-    backend: Literal["transformers", "openai_upstream"] = "transformers"
+    backend: Backend = Field(
+        "transformers",
+        description="`vllm` calls the application's LLMServer deployment (the `llm` section of the builder's args).",
+    )
     upstream: UpstreamConfig | None = Field(None, description="Required with backend openai_upstream.")
     model: str = Field(
         "smollm2/hf", description="Local directory or .gguf file (relative to the models directory), or hub id."
@@ -202,7 +208,7 @@ class GeneratorOverrides(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SAFESERVE_", extra="ignore")
 
-    generator_backend: Literal["transformers", "openai_upstream"] | None = None
+    generator_backend: Backend | None = None
     upstream_url: str | None = None
     upstream_model: str | None = None
 

@@ -1,8 +1,9 @@
 """Generator deployment: steering applied here, so every backend receives the same guarded prompt.
 
-The backend is chosen in config (`transformers` or `openai_upstream`): a model run here gets concurrent requests
-gathered into batches, in a thread; an upstream server (which batches itself) gets each request relayed as it
-comes, on the event loop. SAFESERVE_GENERATOR_BACKEND,
+The backend is chosen in config (`transformers`, `openai_upstream` or `vllm`): a model run here gets concurrent
+requests gathered into batches, in a thread; a model server (an upstream, or the application's own vLLM
+LLMServer, whose handle the builder binds here), which batches itself, gets each request relayed as it comes, on
+the event loop. SAFESERVE_GENERATOR_BACKEND,
 SAFESERVE_UPSTREAM_URL and SAFESERVE_UPSTREAM_MODEL in the environment override it (GeneratorOverrides).
 Constrained decoding bans the config's `banned_phrases` and the output policy's plain-phrase block rules, which
 the Moderator (bound to this deployment by the builder) is asked for, at most every `POLICY_BANS_TTL_S`
@@ -35,6 +36,7 @@ from deployments.live_config import keeps_running_policy
 from deployments.logs import get_logger
 from deployments.openai_upstream_backend import OpenAIUpstreamBackend
 from deployments.transformers_backend import TransformersBackend
+from deployments.vllm_backend import VLLMBackend
 
 _BACKENDS = {"transformers": TransformersBackend, "openai_upstream": OpenAIUpstreamBackend}
 _END = object()
@@ -84,10 +86,18 @@ async def coalesced(pieces: AsyncIterator[str | ToolCall | StreamEnd]) -> AsyncI
 
 
 class Generator:
-    def __init__(self, moderator: DeploymentHandle | None = None) -> None:
+    def __init__(
+        self,
+        moderator: DeploymentHandle | None = None,
+        llm: DeploymentHandle | None = None,
+        llm_section: dict | None = None,
+    ) -> None:
+        """`llm` is the LLMServer deployment built from `llm_section` (the args' `llm`), for backend vllm."""
         self.config: GeneratorConfig | None = None
         self._backend: GeneratorBackend | ServerBackend | None = None
         self._moderator = moderator
+        self._llm = llm
+        self._llm_section = llm_section
         self._policy_bans: tuple[str, ...] = ()
         self._policy_bans_at = float("-inf")
 
@@ -95,9 +105,14 @@ class Generator:
     def reconfigure(self, user_config: dict) -> None:
         config = GeneratorOverrides().apply(user_config)
         if self._backend is None or self.config is None or self.config.load_key() != config.load_key():
-            self._backend = _BACKENDS[config.backend](config)  # the last step that can fail
+            self._backend = self._new_backend(config)  # the last step that can fail
         self._generate_batch.set_max_batch_size(config.max_batch_size)
         self.config = config
+
+    def _new_backend(self, config: GeneratorConfig) -> GeneratorBackend | ServerBackend:
+        if config.backend == "vllm":
+            return VLLMBackend(self._llm, self._llm_section)
+        return _BACKENDS[config.backend](config)
 
     def prompt_messages(self, messages: list[Message], tier: str | None = None) -> list[Message]:
         """Exactly what the model receives: the safety preamble, refusal examples, then the conversation."""

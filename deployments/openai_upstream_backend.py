@@ -37,6 +37,28 @@ def finish_reason(reason: str | None, tool_calls: bool) -> str:
     return reason if reason in ("length", "content_filter") else "stop"
 
 
+def chat_body(model: str, messages: list[Message], params: SamplingParams, *, stream: bool, tools: bool = True) -> dict:
+    """The OpenAI chat completion request for `messages` (already steered); `tools: False` leaves out the
+    request's tools, for a server that cannot call them."""
+    body = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "stream": stream,
+    }
+    if params.seed is not None:
+        body["seed"] = params.seed
+    if params.stop:
+        body["stop"] = list(params.stop)
+    if tools and params.tools:
+        body["tools"] = list(params.tools)
+    if tools and params.tool_choice is not None:
+        body["tool_choice"] = params.tool_choice
+    return body
+
+
 class UpstreamError(RuntimeError):
     """The upstream failed or answered with something that is not an OpenAI chat completion."""
 
@@ -60,23 +82,7 @@ class OpenAIUpstreamBackend:
         logger.info("guarding upstream %s (model %s)", self.upstream.url, self.upstream.model)
 
     def _body(self, messages: list[Message], params: SamplingParams, stream: bool) -> dict:
-        body = {
-            "model": self.upstream.model,
-            "messages": messages,
-            "max_tokens": params.max_tokens,
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "stream": stream,
-        }
-        if params.seed is not None:
-            body["seed"] = params.seed
-        if params.stop:
-            body["stop"] = list(params.stop)
-        if params.tools:
-            body["tools"] = list(params.tools)
-        if params.tool_choice is not None:
-            body["tool_choice"] = params.tool_choice
-        return body
+        return chat_body(self.upstream.model, messages, params, stream=stream)
 
     async def _send(self, body: dict) -> httpx.Response:
         """POST /chat/completions, streamed, retried on connection errors, 429 and 5xx until it answers 200."""

@@ -46,6 +46,8 @@ def app_config(serve_config: dict[str, Any], app_name: str = APP_NAME) -> AppCon
     merged: dict[str, Any] = dict(app.get("args") or {})
     for deployment in app.get("deployments", []):
         name = deployment.get("name")
+        if name == "LLMServer":
+            raise ConfigError("LLMServer takes its options from the args' `llm` (deployment_config), not `deployments`")
         if name not in DEPLOYMENT_SECTIONS:
             raise ConfigError(f"unknown deployment '{name}' (expected one of {', '.join(DEPLOYMENT_SECTIONS)})")
         if "user_config" in deployment:
@@ -53,9 +55,24 @@ def app_config(serve_config: dict[str, Any], app_name: str = APP_NAME) -> AppCon
     try:
         # The Generator's environment overrides (SAFESERVE_GENERATOR_BACKEND, ...) are part of what will run.
         merged["generator"] = GeneratorOverrides().merged(merged.get("generator") or {})
-        return AppConfig.model_validate(merged)
+        config = AppConfig.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(str(exc)) from exc
+    _check_llm_is_used(config)
+    return config
+
+
+def _check_llm_is_used(config: AppConfig) -> None:
+    """Backend vllm and the args' `llm` go together: one needs the other, and an LLMServer the Generator does not
+    call would hold its GPUs for nothing."""
+    backend = config.generator.backend
+    if backend == "vllm" and config.llm is None:
+        raise ConfigError("the Generator's backend vllm needs `llm` in the application's args (a Ray Serve LLM config)")
+    if backend != "vllm" and config.llm is not None:
+        raise ConfigError(
+            f"the args' `llm` starts a vLLM engine that only backend vllm calls, and the Generator's is {backend}: "
+            "remove `llm`, or set the backend to vllm"
+        )
 
 
 def check_file(path: Path, app_name: str = APP_NAME) -> AppConfig:

@@ -292,7 +292,12 @@ def test_every_deployment_fits_a_worker_group(overlay: str) -> None:
     """Each replica's ray_actor_options fit one pod of some worker group that may have pods: else Serve waits
     forever for a node the autoscaler cannot make."""
     groups = [g for _, g in ray_groups(rayservice(overlay))[1:] if g["maxReplicas"] > 0]
-    for deployment in _deployments(overlay):
+    deployments = _deployments(overlay)
+    if llm := _llm_server(overlay):
+        actor = llm.get("deployment_config", {}).get("ray_actor_options", {})
+        options = {"num_cpus": actor.get("num_cpus", 1), "num_gpus": _llm_replica_gpus(llm)}
+        deployments.append({"name": "LLMServer", "ray_actor_options": options})
+    for deployment in deployments:
         options = deployment.get("ray_actor_options", {})
         fits = []
         for group in groups:
@@ -322,23 +327,43 @@ def test_every_ray_pod_mounts_the_review_spool_where_the_review_queue_writes_it(
         assert volume.get("persistentVolumeClaim", {}).get("claimName") == "safeserve-review-spool", (group, volume)
 
 
-def test_gpu_worker_group_runs_the_generator_on_gpu_nodes() -> None:
+def _llm_server(overlay: str) -> dict[str, Any] | None:
+    """The args' `llm` (a Ray Serve LLM config) of the overlay's application, if it has one."""
+    return (serve_config(overlay)["applications"][0].get("args") or {}).get("llm")
+
+
+def _llm_replica_gpus(llm: dict[str, Any]) -> int:
+    """GPUs of one LLMServer replica: Ray's placement group has a bundle of one GPU per engine rank."""
+    engine = llm.get("engine_kwargs") or {}
+    return engine.get("tensor_parallel_size", 1) * engine.get("pipeline_parallel_size", 1)
+
+
+def test_gpu_worker_group_runs_the_llm_server_on_gpu_nodes() -> None:
+    """Production generates on vLLM: the LLMServer's replicas need the GPU pods, the Generator none."""
     generator = next(d for d in _deployments("prod") if d["name"] == "Generator")
-    assert generator["ray_actor_options"].get("num_gpus") == 1, "configs/production.yaml's Generator asks a GPU"
+    assert generator["user_config"]["backend"] == "vllm" and not generator["ray_actor_options"].get("num_gpus")
+    llm = _llm_server("prod")
+    assert llm, "configs/production.yaml's args carry the LLMServer's config"
     groups = dict(ray_groups(rayservice("prod")))
     gpu = groups["gpu-workers"]
     assert gpu["minReplicas"] >= 1 and gpu["maxReplicas"] >= gpu["minReplicas"]
+    # A placement group lives on one pod (Ray's default STRICT_PACK for one node): the pod holds a whole replica,
+    # and the group can grow to the LLMServer's largest replica count.
+    autoscaling = llm["deployment_config"]["autoscaling_config"]
+    assert gpu["maxReplicas"] >= autoscaling["max_replicas"] and gpu["minReplicas"] >= autoscaling["min_replicas"]
     pod = gpu["template"]["spec"]
     resources = pod["containers"][0]["resources"]
-    assert str(resources["requests"]["nvidia.com/gpu"]) == str(resources["limits"]["nvidia.com/gpu"]) == "1"
+    assert str(resources["requests"]["nvidia.com/gpu"]) == str(resources["limits"]["nvidia.com/gpu"])
+    assert int(resources["limits"]["nvidia.com/gpu"]) == _llm_replica_gpus(llm)
     assert pod["nodeSelector"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     for name, group in groups.items():
         if name != "gpu-workers":
             assert "nvidia.com/gpu" not in group["template"]["spec"]["containers"][0]["resources"]["limits"]
-    # dev runs no GPU group: its Serve config asks for no GPU.
+    # dev runs no GPU group: its Serve config asks for no GPU and has no LLMServer.
     assert [name for name, _ in ray_groups(rayservice("dev"))] == ["head", "cpu-workers"]
     assert not any(d.get("ray_actor_options", {}).get("num_gpus") for d in _deployments("dev"))
+    assert _llm_server("dev") is None
 
 
 IMAGES = {"dev": "safeserve:dev", "prod": "registry.example.com/safeserve:0.1.0"}

@@ -25,12 +25,15 @@ def test_local_config_binds_to_loopback() -> None:
     assert load_serve_config(ROOT / "configs" / "local.yaml")["http_options"]["host"] == "127.0.0.1"
 
 
-def test_production_gives_the_generator_a_gpu() -> None:
+def test_production_generates_on_vllm_and_only_the_llm_server_holds_a_gpu() -> None:
     app = load_serve_config(ROOT / "configs" / "production.yaml")["applications"][0]
     generator = next(d for d in app["deployments"] if d["name"] == "Generator")
-    assert generator["ray_actor_options"]["num_gpus"] > 0
-    assert generator["user_config"]["device"] in ("auto", "cuda")
+    assert generator["user_config"]["backend"] == "vllm" and not generator["ray_actor_options"].get("num_gpus")
     assert generator["autoscaling_config"]["max_replicas"] > generator["autoscaling_config"]["min_replicas"]
+    llm = app["args"]["llm"]
+    assert llm["model_loading_config"]["model_source"].startswith("/opt/safeserve/models/")  # the image's models
+    autoscaling = llm["deployment_config"]["autoscaling_config"]
+    assert autoscaling["max_replicas"] > autoscaling["min_replicas"] >= 1
 
 
 @pytest.mark.parametrize(
@@ -198,7 +201,8 @@ def test_an_override_keeps_what_the_environment_leaves_unset(monkeypatch) -> Non
     ("environment", "message"),
     [
         ({"SAFESERVE_GENERATOR_BACKEND": "openai_upstream"}, "SAFESERVE_UPSTREAM_URL and SAFESERVE_UPSTREAM_MODEL"),
-        ({"SAFESERVE_GENERATOR_BACKEND": "vllm"}, "generator_backend"),
+        ({"SAFESERVE_GENERATOR_BACKEND": "llama"}, "generator_backend"),
+        ({"SAFESERVE_GENERATOR_BACKEND": "vllm"}, "backend vllm needs `llm` in the application's args"),
         (
             {"SAFESERVE_GENERATOR_BACKEND": "openai_upstream", "SAFESERVE_UPSTREAM_URL": "http://127.0.0.1:8001"},
             "generator.upstream",
