@@ -59,8 +59,8 @@ class GuardrailRequest(UnicodeRequest):
     model_config = ConfigDict(extra="ignore")
 
     input_type: Literal["request", "response"]
-    texts: list[str] | None = None
-    structured_messages: list[GuardrailMessage] | None = None
+    texts: list[str] | None = Field(None, max_length=1024)
+    structured_messages: list[GuardrailMessage] | None = Field(None, max_length=1024)
     tools: list[dict[str, Any]] | None = Field(None, max_length=128)
     tool_calls: list[GuardrailToolCall] | None = Field(None, max_length=128)
     model: str | None = None

@@ -133,7 +133,9 @@ def test_an_abusive_answer_is_blocked(litellm_url: str, redis_server) -> None:
     _id, fields = redis_server.client().xrevrange("safeserve:incidents", count=1)[0]
     record = json.loads(fields["record"])
     assert record["action"] == "block" and record["layer"] == "moderator"
-    assert record["user_id"].startswith("litellm-proxy") and record["route"] == "/beta/litellm_basic_guardrail_api"
+    # LiteLLM's master key is its user "default_user_id" (litellm/constants.py LITELLM_PROXY_ADMIN_NAME).
+    assert record["user_id"] == "litellm-proxy:default_user_id"
+    assert record["route"] == "/beta/litellm_basic_guardrail_api"
 
 
 def test_an_abusive_streamed_answer_is_cut_before_its_unsafe_words(litellm_url: str) -> None:
