@@ -39,7 +39,10 @@ CONFIG = IngressConfig(
         "limited": {"max_tokens": 256, "limits": {"requests_per_minute": 1}},
     },
     guardrail_api={"stream_holdback_chars": 10},
+    review_modes={"self_harm": "hold"},
 )
+# Texts the stand-in intent classifier sends to review: in an async category, and in a `hold` one.
+REVIEWED = {"zebra-review": Category.HARASSMENT, "zebra-hold": Category.SELF_HARM}
 
 
 class World:
@@ -52,6 +55,12 @@ class World:
 
         async def classify(turn_views, strict):
             self.classified.append(turn_views)
+            category = next((c for word, c in REVIEWED.items() if any(word in t[0] for t in turn_views)), None)
+            if category is not None:
+                return Verdict(
+                    layer="intent_classifier", action=Action.REVIEW, category=category, score=0.6,
+                    flagged=frozenset({category}),
+                )  # fmt: skip
             return Verdict(layer="intent_classifier")
 
         async def moderate(text, question, strict):
@@ -172,6 +181,24 @@ def test_a_harmful_request_is_blocked_and_recorded_for_the_litellm_user(redis_se
         named = await world.gateway.reputation.standing(f"{owner}:lite-user-1", CONFIG.reputation)
         own = await world.gateway.reputation.standing(owner, CONFIG.reputation)
         assert named.score < own.score == CONFIG.reputation.initial
+
+    run(redis_server, scenario)
+
+
+def test_a_review_verdict_queues_a_review_and_in_a_hold_category_blocks(redis_server) -> None:
+    """LiteLLM cannot deliver an answer a reviewer releases later: a `hold` category refuses the request, and the
+    reviewer still gets the item (as an async one)."""
+
+    async def scenario(world: World):
+        key, owner = await world.key()
+        passed = (await world.check(request_body(("user", "Tell me about zebra-review")), key)).json()
+        assert passed == {"action": "NONE"}
+        held = (await world.check(request_body(("user", "Tell me about zebra-hold")), key)).json()
+        assert held["action"] == "BLOCKED" and "human review" in held["blocked_reason"]
+        assert [(item.category, item.mode, item.user_id) for item in world.reviews] == [
+            (Category.HARASSMENT, "async", f"{owner}:lite-user-1"),
+            (Category.SELF_HARM, "async", f"{owner}:lite-user-1"),
+        ]
 
     run(redis_server, scenario)
 
