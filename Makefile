@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.safeserve-installed
 
-.PHONY: help install system-deps models serving-models run monitor test test-unit lint bench bench-gateway bench-classifiers eval config-check clean
+.PHONY: help install system-deps models serving-models litellm-venv run monitor test test-unit lint bench bench-gateway bench-classifiers eval config-check clean
 
 help:
 	@echo "make run     install what is missing, start Redis and serve SafeServe on http://127.0.0.1:8000"
@@ -50,7 +50,11 @@ run: install system-deps serving-models config-check
 monitor:
 	@scripts/monitor.sh
 
-test: install models
+# The LiteLLM proxy of tests/e2e/test_litellm.py, in a venv of its own (its pins differ from ours; about 35 s).
+litellm-venv:
+	@scripts/litellm_venv.sh
+
+test: install models litellm-venv
 	@scripts/system_deps.sh --test
 	@scripts/test.sh
 

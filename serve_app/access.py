@@ -54,10 +54,16 @@ def _tier(gateway: Gateway, ctx: RequestContext) -> TierConfig:
 
 
 async def admit(
-    gateway: Gateway, ctx: RequestContext, texts: list[str], max_tokens: int, tools: list[str] | None = None
+    gateway: Gateway,
+    ctx: RequestContext,
+    texts: list[str],
+    max_tokens: int,
+    tools: list[str] | None = None,
+    reserve: bool = True,
 ) -> Access:
     """Refuse a suspended user (403), a tool the tier does not allow (403) or a request over a limit (429);
-    else reserve its tokens (prompt + `max_tokens`) and say which policy applies."""
+    else reserve its tokens (prompt + `max_tokens`) and say which policy applies. `reserve=False` only says
+    which policy applies: for a check of an answer, which belongs to a request already admitted."""
     tier = _tier(gateway, ctx)
     config = gateway.config
     strict = config.safe_mode or tier.policy == "strict"
@@ -83,7 +89,7 @@ async def admit(
         strict = strict or check.needs_strict_policy
     limits = tier.limits.merged(ctx.key.limits)
     prompt_tokens = gateway.tokens.count(texts)
-    admission = await _reserve(gateway, ctx, limits, prompt_tokens + max_tokens)
+    admission = await _reserve(gateway, ctx, limits, prompt_tokens + max_tokens) if reserve else None
     return Access(tier=tier, limits=limits, strict=strict, admission=admission, prompt_tokens=prompt_tokens)
 
 

@@ -163,6 +163,24 @@ class StreamModerationConfig(_Config):
     check_every_tokens: int = Field(8, ge=1, description="How many new tokens between two Moderator checks.")
 
 
+class GuardrailApiConfig(_Config):
+    """LiteLLM's Generic Guardrail API route (docs/litellm.md)."""
+
+    stream_holdback_chars: int = Field(
+        48,
+        ge=0,
+        description="Characters at the end of a streamed answer that LiteLLM (streaming_transform_mode "
+        "incremental_diff) withholds until its next call: at most this many characters of an unsafe span "
+        "SafeServe recognises reach the client.",
+    )
+    dedupe_ttl_s: int = Field(
+        3600,
+        ge=1,
+        description="How long a LiteLLM call id's recorded decisions are remembered, so that the calls LiteLLM "
+        "makes on a stream's growing answer record each decision (incident, reputation) once.",
+    )
+
+
 class TimeoutConfig(_Config):
     classify_s: float = Field(10.0, gt=0)
     generate_s: float = Field(120.0, gt=0)
@@ -210,6 +228,7 @@ class IngressConfig(_Config):
     timeouts: TimeoutConfig = TimeoutConfig()
     incidents: IncidentConfig = IncidentConfig()
     stream_moderation: StreamModerationConfig = StreamModerationConfig()
+    guardrail_api: GuardrailApiConfig = GuardrailApiConfig()
 
     def review_mode(self, category: Category | None) -> Literal["async", "hold"]:
         return self.review_modes.get(category, self.default_review_mode) if category else self.default_review_mode

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 from redis.exceptions import RedisError
 
@@ -24,6 +24,12 @@ from serve_app.timing import StageTimer
 logger = get_logger("auth")
 ADMIN_IDENTITY = ApiKeyInfo(id="admin", user_id="admin", tier="trusted", role="admin", created_at=0.0)
 _bearer = HTTPBearer(auto_error=False, description="An API key from POST /admin/keys, or the admin key.")
+# LiteLLM's Generic Guardrail API sends the `api_key` of its config in this header (docs/litellm.md).
+API_KEY_HEADER = "x-api-key"
+GUARDRAIL_KEY_HINT = f"'{API_KEY_HEADER}: <key>' or 'Authorization: Bearer <key>'"
+_api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER, auto_error=False, description="A SafeServe API key, as LiteLLM's guardrail sends it."
+)
 
 
 async def get_gateway(request: Request) -> Gateway:
@@ -60,9 +66,27 @@ async def identify(gateway: Gateway, token: str) -> ApiKeyInfo | None:
 async def authenticate(request: Request, gateway: GatewayDep, timer: TimerDep, credentials: Credentials) -> ApiKeyInfo:
     if credentials is None or not credentials.credentials:
         raise MissingApiKey()
+    return await authenticate_token(request, gateway, timer, credentials.credentials)
+
+
+async def authenticate_guardrail(
+    request: Request,
+    gateway: GatewayDep,
+    timer: TimerDep,
+    credentials: Credentials,
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+) -> ApiKeyInfo:
+    """As `authenticate`, for the guardrail route: the key in `x-api-key` (how LiteLLM sends it), else a bearer."""
+    token = api_key or (credentials.credentials if credentials else None)
+    if not token:
+        raise MissingApiKey(GUARDRAIL_KEY_HINT)
+    return await authenticate_token(request, gateway, timer, token)
+
+
+async def authenticate_token(request: Request, gateway: Gateway, timer: StageTimer, token: str) -> ApiKeyInfo:
     with timer.stage("auth"):
         try:
-            key = await identify(gateway, credentials.credentials)
+            key = await identify(gateway, token)
         except RedisError as exc:
             INFRA_ERRORS.inc(tags={"component": "redis", "outcome": "fail_closed"})
             logger.error("key lookup failed: %s", exc.__class__.__name__)
@@ -76,6 +100,7 @@ async def authenticate(request: Request, gateway: GatewayDep, timer: TimerDep, c
 
 
 CurrentKey = Annotated[ApiKeyInfo, Depends(authenticate)]
+GuardrailKey = Annotated[ApiKeyInfo, Depends(authenticate_guardrail)]
 
 
 def require_role(*roles: str):

@@ -64,8 +64,8 @@ class MissingApiKey(NotAuthenticated):
 
     code = "missing_api_key"
 
-    def __init__(self) -> None:
-        super().__init__("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+    def __init__(self, how: str = "'Authorization: Bearer <key>'") -> None:
+        super().__init__(f"You didn't provide an API key. Send it as {how}.")
 
 
 class PermissionDenied(SafeServeError):

@@ -15,13 +15,14 @@ from serve_app.routers import (
     admin_users,
     chat,
     health,
+    litellm_guardrail,
     models,
     moderations,
     reviews,
 )
 
 # Every route under these takes an API key (the console signs in with a cookie; health and the docs are open).
-KEY_ROUTE_PREFIXES = ("/v1/", "/admin/")
+KEY_ROUTE_PREFIXES = ("/v1/", "/admin/", "/beta/")
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -34,10 +35,23 @@ def create_app(gateway: Gateway) -> FastAPI:
     install_error_handlers(app)
     # Innermost first: a body too large by its Content-Length (413), then a request without a key (401), are
     # refused before the body is read; a chunked body is cut off at the limit as it is read.
-    app.add_middleware(ApiKeyPresenceMiddleware, prefixes=KEY_ROUTE_PREFIXES)
+    app.add_middleware(
+        ApiKeyPresenceMiddleware, prefixes=KEY_ROUTE_PREFIXES, x_api_key_paths=(litellm_guardrail.GUARDRAIL_PATH,)
+    )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=gateway.settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)  # outermost: it times and logs the 413s too
-    routers = (chat, moderations, reviews, models, health, admin_keys, admin_users, admin_reviews, admin_incidents)
+    routers = (
+        chat,
+        moderations,
+        litellm_guardrail,
+        reviews,
+        models,
+        health,
+        admin_keys,
+        admin_users,
+        admin_reviews,
+        admin_incidents,
+    )
     for module in routers:
         app.include_router(module.router)
     app.include_router(console_router)

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.logs import get_logger
-from serve_app.deps import has_bearer_token
+from serve_app.deps import API_KEY_HEADER, GUARDRAIL_KEY_HINT, has_bearer_token
 from serve_app.errors import MissingApiKey, error_body, error_response
 from serve_app.metrics import REQUESTS, STAGE_LATENCY
 from serve_app.timing import StageTimer
@@ -117,19 +117,23 @@ class ApiKeyPresenceMiddleware:
     """A request to a route under `prefixes` without `Authorization: Bearer <key>` gets the routes' own 401
     (`missing_api_key`) at once: FastAPI reads and parses a body before it runs a route's dependencies, so without
     this an anonymous caller could make the gateway take in and parse up to `max_body_bytes` per request. Whether
-    the key is valid is the route's to check (`serve_app.deps.authenticate`)."""
+    the key is valid is the route's to check (`serve_app.deps.authenticate`). On the `x_api_key_paths` (LiteLLM's
+    guardrail route, `serve_app.deps.authenticate_guardrail`) a non-empty `x-api-key` header counts as well."""
 
-    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp, prefixes: tuple[str, ...], x_api_key_paths: tuple[str, ...] = ()) -> None:
         self.app = app
         self.prefixes = prefixes
+        self.x_api_key_paths = x_api_key_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"].startswith(self.prefixes)
-            and not has_bearer_token(Headers(scope=scope).get("authorization"))
-        ):
-            request_id = scope.get("state", {}).get("request_id")
-            await error_response(MissingApiKey(), request_id)(scope, receive, send)
-            return
+        if scope["type"] == "http" and scope["path"].startswith(self.prefixes):
+            headers = Headers(scope=scope)
+            takes_x_api_key = scope["path"] in self.x_api_key_paths
+            if not has_bearer_token(headers.get("authorization")) and not (
+                takes_x_api_key and headers.get(API_KEY_HEADER, "").strip()
+            ):
+                request_id = scope.get("state", {}).get("request_id")
+                error = MissingApiKey(GUARDRAIL_KEY_HINT) if takes_x_api_key else MissingApiKey()
+                await error_response(error, request_id)(scope, receive, send)
+                return
         await self.app(scope, receive, send)

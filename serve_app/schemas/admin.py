@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from serve_app.config import Limits
 
-Role = Literal["user", "reviewer", "admin"]
+# `gateway`: a service key for another gateway (LiteLLM) calling the guardrail route; it may name the end user
+# a check is for (serve_app/routers/litellm_guardrail.py), and nothing else beyond a user key.
+Role = Literal["user", "reviewer", "admin", "gateway"]
 UserId = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.@:-]+$")
 
 

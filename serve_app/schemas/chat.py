@@ -127,7 +127,7 @@ class ChatCompletionRequest(UnicodeRequest):
         """What the caller wrote into its tool definitions (names, descriptions, parameter names and schemas), as
         the model will read it. An injection can hide there as well as in a message, so it is screened, limited
         and counted like one (computed once per request)."""
-        return "\n".join(_schema_strings([tool.model_dump(exclude_none=True) for tool in self.tools or []]))
+        return "\n".join(schema_strings([tool.model_dump(exclude_none=True) for tool in self.tools or []]))
 
     def prompt_texts(self) -> list[str]:
         """Every text the model is given, which the size limits and token admission count: the messages, the
@@ -201,18 +201,18 @@ _SCHEMA_KEYWORDS = frozenset(
 )
 
 
-def _schema_strings(value: object) -> list[str]:
+def schema_strings(value: object) -> list[str]:
     """The strings of a JSON value, keys included, without schema keywords and `type` values."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return [s for item in value for s in _schema_strings(item)]
+        return [s for item in value for s in schema_strings(item)]
     if isinstance(value, dict):
         strings = []
         for key, item in value.items():
             if key not in _SCHEMA_KEYWORDS:
                 strings.append(key)
             if key != "type":
-                strings += _schema_strings(item)
+                strings += schema_strings(item)
         return strings
     return []

@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from serve_app.main import KEY_ROUTE_PREFIXES, create_app
 from serve_app.middleware import ApiKeyPresenceMiddleware
+from serve_app.routers.litellm_guardrail import GUARDRAIL_PATH
 
 MALFORMED = [
     None,
@@ -28,10 +29,12 @@ MALFORMED = [
 WELL_FORMED = ["Bearer ss-abc", "bearer ss-abc", "BEARER ss-abc", "Bearer  ss-abc ", "Bearer ss abc"]
 
 
-def http_scope(path: str, authorization: str | None) -> dict:
+def http_scope(path: str, authorization: str | None, x_api_key: str | None = None) -> dict:
     headers = [(b"content-type", b"application/json"), (b"content-length", b"1000000")]
     if authorization is not None:
         headers.append((b"authorization", authorization.encode()))
+    if x_api_key is not None:
+        headers.append((b"x-api-key", x_api_key.encode()))
     return {"type": "http", "method": "POST", "path": path, "headers": headers, "state": {"request_id": "req-1"}}
 
 
@@ -53,7 +56,8 @@ def run_middleware(scope: dict) -> tuple[list[dict], bool]:
         reached = True
 
     async def main() -> None:
-        await asyncio.wait_for(ApiKeyPresenceMiddleware(inner, KEY_ROUTE_PREFIXES)(scope, receive, send), 5)
+        middleware = ApiKeyPresenceMiddleware(inner, KEY_ROUTE_PREFIXES, x_api_key_paths=(GUARDRAIL_PATH,))
+        await asyncio.wait_for(middleware(scope, receive, send), 5)
 
     asyncio.run(main())
     return sent, reached
@@ -78,6 +82,24 @@ def test_no_or_a_malformed_key_gets_the_routes_401_without_the_body_being_read(p
 @pytest.mark.parametrize("authorization", WELL_FORMED)
 def test_a_bearer_token_goes_on_to_the_route_which_checks_it(authorization) -> None:
     assert run_middleware(http_scope("/v1/chat/completions", authorization)) == ([], True)
+
+
+@pytest.mark.parametrize("x_api_key", ["ss-abc", " ss-abc "])
+def test_the_guardrail_route_also_takes_the_key_in_x_api_key_as_litellm_sends_it(x_api_key) -> None:
+    assert run_middleware(http_scope(GUARDRAIL_PATH, None, x_api_key)) == ([], True)
+    assert run_middleware(http_scope(GUARDRAIL_PATH, "Bearer ss-abc")) == ([], True)
+
+
+@pytest.mark.parametrize("x_api_key", [None, "", "   "])
+def test_the_guardrail_route_without_a_key_gets_a_401_that_names_both_headers(x_api_key) -> None:
+    sent, reached = run_middleware(http_scope(GUARDRAIL_PATH, None, x_api_key))
+    assert not reached and sent[0]["status"] == 401
+    assert "x-api-key" in json.loads(sent[1]["body"])["error"]["message"]
+
+
+def test_x_api_key_counts_only_on_the_guardrail_route() -> None:
+    sent, reached = run_middleware(http_scope("/v1/chat/completions", None, "ss-abc"))
+    assert not reached and sent[0]["status"] == 401
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json", "/docs", "/console/login", "/console"])
