@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from classifiers.patterns import PatternSet
 from classifiers.verdict import Verdict
 from deployments.logs import get_logger
-from deployments.redis_client import connect
 from serve_app.auth import KeyStore
 from serve_app.config import IngressConfig, Settings
 from serve_app.errors import ServiceUnavailable
@@ -25,6 +25,7 @@ from serve_app.incidents import IncidentRecorder
 from serve_app.limits import RateLimiter
 from serve_app.metrics import INFRA_ERRORS, KILL_SWITCHES
 from serve_app.reputation import ReputationStore
+from serve_app.stores import Stores
 from serve_app.tokens import TokenCounter
 
 logger = get_logger("gateway")
@@ -52,18 +53,41 @@ async def _resolve(response: DeploymentResponse) -> Any:
 
 
 class Gateway:
-    def __init__(self, handles: Handles, settings: Settings, config: IngressConfig | None = None) -> None:
+    def __init__(
+        self,
+        handles: Handles,
+        settings: Settings,
+        config: IngressConfig | None = None,
+        stores: Stores | None = None,
+    ) -> None:
+        """`stores` default to new ones on the Redis of `settings`."""
         self.handles = handles
         self.settings = settings
-        self.redis = connect(settings)
-        self.keys = KeyStore(self.redis, settings.hash_secret())
-        self.incidents = IncidentRecorder(self.redis)
-        self.limiter = RateLimiter(self.redis)
-        self.reputation = ReputationStore(self.redis)
+        self.stores = stores or Stores.connect(settings)
         self.first_stage = FirstStage(handles.intent, handles.moderator)
         self.started_at = int(time.time())
         self._gauge_task: asyncio.Task | None = None
         self.configure(config or IngressConfig())
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.stores.redis
+
+    @property
+    def keys(self) -> KeyStore:
+        return self.stores.keys
+
+    @property
+    def incidents(self) -> IncidentRecorder:
+        return self.stores.incidents
+
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.stores.limiter
+
+    @property
+    def reputation(self) -> ReputationStore:
+        return self.stores.reputation
 
     def configure(self, config: IngressConfig) -> None:
         """Swap the live policy in whole; requests in flight keep the objects they already read."""

@@ -10,6 +10,7 @@ from deployments.logs import get_logger
 from serve_app.config import IngressConfig, Settings
 from serve_app.gateway import Gateway, Handles
 from serve_app.main import create_app
+from serve_app.stores import Stores
 
 logger = get_logger("ingress")
 
@@ -25,7 +26,8 @@ class Ingress:
         settings = Settings()
         if settings.admin_key is None:
             logger.warning("SAFESERVE_ADMIN_KEY is not set: the admin API accepts only keys with the admin role")
-        self.gateway = Gateway(Handles(intent, generator, moderator, reviews), settings)
+        handles = Handles(intent, generator, moderator, reviews)
+        self.gateway = Gateway(handles, settings, stores=Stores.connect(settings))
 
     @keeps_running_policy
     def reconfigure(self, user_config: dict) -> None:
