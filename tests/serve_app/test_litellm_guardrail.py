@@ -1,37 +1,27 @@
 """LiteLLM's Generic Guardrail API route (serve_app/routers/litellm_guardrail.py), driven through the app against
-a real redis-server (keys, limits, reputation, incidents) and stand-ins for the two model deployments: the
+a real gateway on the test redis-server (keys, limits, reputation, incidents) with scripted model deployments: the
 contract LiteLLM 1.108.7 reads (docs/litellm.md), which stack runs for which input type, who a check is for, and
 decisions recorded once per LiteLLM call."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 import uuid
-from types import SimpleNamespace
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
-from classifiers.patterns import PatternSet
 from classifiers.taxonomy import Category
 from classifiers.verdict import Action, Redaction, Verdict
-from deployments.audit import INCIDENT_STREAM
-from serve_app.auth import KeyStore
 from serve_app.config import IngressConfig
 from serve_app.guardrail import acting_for
-from serve_app.incidents import IncidentRecorder
-from serve_app.limits import RateLimiter
 from serve_app.main import create_app
-from serve_app.reputation import ReputationStore
 from serve_app.routers.litellm_guardrail import GUARDRAIL_PATH
 from serve_app.schemas.admin import ApiKeyInfo
+from tests.serve_app.scripted import ScriptedHandle, ScriptedReviewQueue, incidents_of, on_redis, scripted_gateway
 
 EMAIL = re.compile(r"[\w.]+@[\w.]+\.\w+")
-ADMIN_KEY = "ss-admin-guardrail-test"
 CONFIG = IngressConfig(
     input_patterns=[{"name": "pipe-bomb", "category": "weapons_cbrn", "pattern": r"pipe bomb"}],
     tiers={
@@ -46,12 +36,13 @@ REVIEWED = {"zebra-review": Category.HARASSMENT, "zebra-hold": Category.SELF_HAR
 
 
 class World:
-    """The gateway with real Redis stores and stand-in model deployments, recording what they were asked."""
+    """A real gateway on the test Redis, with scripted model deployments that record what they were asked."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.classified: list[list[list[str]]] = []
         self.moderated: list[str] = []
-        self.reviews: list = []
+        queue = ScriptedReviewQueue()
+        self.reviews = queue.items
 
         async def classify(turn_views, strict):
             self.classified.append(turn_views)
@@ -74,31 +65,12 @@ class World:
             reasons = ("redacted:email",) if spans else ()  # as the Moderator says it (sensitive_data.py)
             return Verdict(layer="moderator", reasons=reasons, redactions=tuple(spans))
 
-        async def enqueue(item):
-            self.reviews.append(item)
-            return SimpleNamespace(id="rev-1")
-
-        async def call(component, response, timeout_s, expected=()):
-            return await response
-
-        self.gateway = SimpleNamespace(
-            settings=SimpleNamespace(max_body_bytes=1 << 20, admin_key=SecretStr(ADMIN_KEY)),
-            config=CONFIG,
-            input_patterns=PatternSet(list(CONFIG.input_patterns), layer="input_patterns"),
-            redis=client,
-            keys=KeyStore(client, b"guardrail-test-secret"),
-            incidents=IncidentRecorder(client),
-            limiter=RateLimiter(client),
-            reputation=ReputationStore(client),
-            tokens=SimpleNamespace(count=lambda texts: sum(len(t.split()) for t in texts)),
-            first_stage=SimpleNamespace(ensure_refreshing=lambda: None, intent=None, moderator=None),
-            handles=SimpleNamespace(
-                intent=SimpleNamespace(classify=SimpleNamespace(remote=classify)),
-                moderator=SimpleNamespace(moderate=SimpleNamespace(remote=moderate)),
-                reviews=SimpleNamespace(enqueue=SimpleNamespace(remote=enqueue)),
-            ),
-            call=call,
-            safety_call=lambda layer, response, timeout_s, verdicts=None: call(layer, response, timeout_s),
+        self.gateway = scripted_gateway(
+            client,
+            CONFIG,
+            intent=ScriptedHandle(classify=classify),
+            moderator=ScriptedHandle(moderate=moderate),
+            reviews=ScriptedHandle(enqueue=queue.enqueue),
         )
         self.app = create_app(self.gateway)
 
@@ -114,20 +86,14 @@ class World:
             return await http.post(GUARDRAIL_PATH, json=body, headers=headers)
 
     async def incidents_of(self, user_id: str) -> list[dict]:
-        entries = await self.gateway.redis.xrange(INCIDENT_STREAM)
-        records = [json.loads(fields["record"]) for _id, fields in entries]
-        return [record for record in records if record["user_id"] == user_id]
+        return await incidents_of(self.gateway.redis, user_id)
 
 
 def run(redis_server, scenario):
-    async def main():
-        client = aioredis.from_url(redis_server.url, decode_responses=True)
-        try:
-            return await scenario(World(client))
-        finally:
-            await client.aclose()
+    async def in_world(client: aioredis.Redis):
+        return await scenario(World(client))
 
-    return asyncio.run(main())
+    return on_redis(redis_server, in_world)
 
 
 def request_body(*messages: tuple[str, str], user: str | None = "lite-user-1", **fields) -> dict:

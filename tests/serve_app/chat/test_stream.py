@@ -1,23 +1,34 @@
-"""The decision on a moderated stream (serve_app/chat/stream.py `stream_completion`), driven in process against
-stand-ins for the deployments and Redis: a check that sends a window to review is recorded (incident, review
-item, reputation) even when the final check does not repeat it, or when the client leaves before the end, once."""
+"""The decision on a moderated stream (serve_app/chat/stream.py `stream_completion`), driven in process through a
+real gateway on the test Redis with scripted deployments: a check that sends a window to review is recorded
+(incident, review item, reputation) even when the final check does not repeat it, or when the client leaves
+before the end, once."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-from types import SimpleNamespace
+from collections.abc import AsyncIterator
 
 import pytest
+import redis.asyncio as aioredis
 
 from classifiers.taxonomy import Category
 from classifiers.verdict import Action, Verdict
 from deployments.generation import SamplingParams, StreamEnd
+from serve_app.access import admit
 from serve_app.chat.stream import stream_completion
 from serve_app.config import IngressConfig
 from serve_app.schemas.chat import ChatCompletionRequest
-from serve_app.timing import StageTimer
+from tests.serve_app.scripted import (
+    ScriptedHandle,
+    ScriptedReviewQueue,
+    incidents_of,
+    on_redis,
+    penalties_of,
+    scripted_gateway,
+    user_context,
+)
 
 FLAGGED = "rude"
 # The answer's words; a check of the first few sees the flagged word in a short text and sends it to review, a
@@ -56,72 +67,46 @@ class Generated:
         self.cancelled = True
 
 
-class StandIns:
-    """The gateway's deployments and stores, recording what the stream asked of them."""
+CONFIG = IngressConfig(
+    stream_moderation={"holdback_tokens": 2, "check_every_tokens": 2}, review_modes={"self_harm": "hold"}
+)
+QUESTION = "Reply to my neighbour."
 
-    def __init__(self, pieces: list[str], stall: bool = False, category: Category = Category.HARASSMENT) -> None:
-        self.incidents: list[dict] = []
-        self.reviews: list = []
-        self.penalties: list[str] = []
+
+class World:
+    """A real gateway on the test Redis whose generator streams `pieces` and whose moderator scores as
+    `moderator_verdict`; every check goes to it (no first stage is copied into the gateway)."""
+
+    def __init__(
+        self, client: aioredis.Redis, pieces: list[str], stall: bool = False, category: Category = Category.HARASSMENT
+    ) -> None:
         self.stream = Generated(pieces, stall)
-        config = IngressConfig(
-            stream_moderation={"holdback_tokens": 2, "check_every_tokens": 2}, review_modes={"self_harm": "hold"}
-        )
+        self.queue = ScriptedReviewQueue()
 
         async def moderate(text: str, question: str, strict: bool) -> Verdict:
             await asyncio.sleep(0)
             return moderator_verdict(text, category)
 
-        async def enqueue(item):
-            self.reviews.append(item)
-            return SimpleNamespace(id=f"rev-{len(self.reviews)}")
-
-        async def record(record: dict, config) -> None:
-            self.incidents.append(record)
-
-        async def penalize(user_id, config, event, category, actor, reason):
-            self.penalties.append(event)
-            return SimpleNamespace(newly_suspended=False)
-
-        async def reward_clean(user_id, config) -> None:
-            pass
-
-        async def call(component, response, timeout_s, expected=()):
-            return await response
-
-        self.gateway = SimpleNamespace(
-            config=config,
-            tokens=SimpleNamespace(split=split, length=lambda text: len(split(text))),
-            handles=SimpleNamespace(
-                generator=SimpleNamespace(
-                    options=lambda stream: SimpleNamespace(stream=SimpleNamespace(remote=lambda m, p: self.stream))
-                ),
-                moderator=SimpleNamespace(moderate=SimpleNamespace(remote=moderate)),
-                reviews=SimpleNamespace(enqueue=SimpleNamespace(remote=enqueue)),
-            ),
-            # No copy of the Moderator's first stage yet: every check goes to the moderator above.
-            first_stage=SimpleNamespace(ensure_refreshing=lambda: None, moderator=None),
-            call=call,
-            safety_call=lambda layer, response, timeout_s, verdicts=None: call(layer, response, timeout_s),
-            incidents=SimpleNamespace(record=record, log=lambda record: None),
-            reputation=SimpleNamespace(penalize=penalize, reward_clean=reward_clean),
+        self.gateway = scripted_gateway(
+            client,
+            CONFIG,
+            generator=ScriptedHandle(stream=lambda messages, params: self.stream),
+            moderator=ScriptedHandle(moderate=moderate),
+            reviews=ScriptedHandle(enqueue=self.queue.enqueue),
         )
+        self.ctx = user_context()
 
-    def events(self):
-        ctx = SimpleNamespace(
-            request_id="req-1",
-            key=SimpleNamespace(id="key-1", user_id="user-1", role="user", tier="standard"),
-            route="/v1/chat/completions",
-            timer=StageTimer(),
-            state=SimpleNamespace(),
-        )
-        access = SimpleNamespace(
-            tier=SimpleNamespace(review_sample_rate=0.0), prompt_tokens=4, strict=False, admission=None
-        )
-        request = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": "Reply to my neighbour."}])
-        return stream_completion(
-            self.gateway, ctx, access, request, SamplingParams(max_tokens=64), "Reply to my neighbour."
-        )
+    async def events(self) -> AsyncIterator[str]:
+        access = await admit(self.gateway, self.ctx, [QUESTION], max_tokens=64)
+        request = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": QUESTION}])
+        return stream_completion(self.gateway, self.ctx, access, request, SamplingParams(max_tokens=64), QUESTION)
+
+    async def incidents(self) -> list[tuple[str, str, str]]:
+        records = await incidents_of(self.gateway.redis, self.ctx.key.user_id)
+        return [(record["action"], record["layer"], record["category"]) for record in records]
+
+    async def penalties(self) -> list[str]:
+        return await penalties_of(self.gateway.redis, self.ctx.key.user_id)
 
 
 def content(event: str) -> str:
@@ -156,55 +141,53 @@ async def read_until_quiet(events) -> str:
         received += content(waiting.result())
 
 
-def test_a_review_on_a_window_is_recorded_when_the_final_check_does_not_repeat_it() -> None:
+def test_a_review_on_a_window_is_recorded_when_the_final_check_does_not_repeat_it(redis_server) -> None:
     """It was dropped: the final check of the whole answer allowed it, and only that verdict was recorded."""
-    world = StandIns(pieces_of(WORDS))
     assert moderator_verdict(" ".join(WORDS)).action is Action.ALLOW
 
-    async def read() -> list[str]:
-        return [event async for event in world.events()]
+    async def scenario(client: aioredis.Redis) -> None:
+        world = World(client, pieces_of(WORDS))
+        events = [event async for event in await world.events()]
+        assert "".join(map(content, events)) == " ".join(WORDS)  # an async review delivers the answer
+        assert await world.incidents() == [("review", "moderator", Category.HARASSMENT)]
+        assert [(item.category, item.output_excerpt is not None) for item in world.queue.items] == [
+            (Category.HARASSMENT, True)
+        ]
+        assert await world.penalties() == ["review"]
 
-    events = asyncio.run(read())
-    assert "".join(map(content, events)) == " ".join(WORDS)  # an async review delivers the answer
-    assert [(r["action"], r["layer"], r["category"]) for r in world.incidents] == [
-        ("review", "moderator", Category.HARASSMENT)
-    ]
-    assert [(item.category, item.output_excerpt is not None) for item in world.reviews] == [(Category.HARASSMENT, True)]
-    assert world.penalties == ["review"]
+    on_redis(redis_server, scenario)
 
 
 @pytest.mark.parametrize("how", ["closed", "cancelled"])
-def test_a_client_that_leaves_after_flagged_text_leaves_the_review_recorded_once(how: str) -> None:
+def test_a_client_that_leaves_after_flagged_text_leaves_the_review_recorded_once(redis_server, how: str) -> None:
     """`closed`: the response is closed while the stream waits at a yield (its generator is closed);
     `cancelled`: the request's task is cancelled while the stream waits for the generator."""
-    world = StandIns(pieces_of(WORDS[:8]), stall=True)
 
-    async def leave() -> str:
-        events = world.events()
+    async def scenario(client: aioredis.Redis) -> None:
+        world = World(client, pieces_of(WORDS[:8]), stall=True)
+        events = await world.events()
         received = await read_until_flagged(events) if how == "closed" else await read_until_quiet(events)
         await events.aclose()
-        return received
+        assert FLAGGED in received and world.stream.cancelled
+        assert await world.incidents() == [("review", "moderator", Category.HARASSMENT)]
+        assert [item.mode for item in world.queue.items] == ["async"]
+        assert FLAGGED in world.queue.items[0].output_excerpt
+        assert await world.penalties() == ["review"]
 
-    received = asyncio.run(leave())
-    assert FLAGGED in received and world.stream.cancelled
-    assert [(r["action"], r["category"]) for r in world.incidents] == [("review", Category.HARASSMENT)]
-    assert len(world.reviews) == 1 and world.reviews[0].mode == "async"
-    assert FLAGGED in world.reviews[0].output_excerpt
-    assert world.penalties == ["review"]
+    on_redis(redis_server, scenario)
 
 
-def test_a_hold_verdict_whose_client_left_is_queued_for_review() -> None:
+def test_a_hold_verdict_whose_client_left_is_queued_for_review(redis_server) -> None:
     """A `hold` category stops the release; the client that would fetch the answer once approved is gone, so the
     item is an async one with what was generated."""
-    world = StandIns(pieces_of(WORDS[:8]), stall=True, category=Category.SELF_HARM)
 
-    async def leave() -> str:
-        events = world.events()
+    async def scenario(client: aioredis.Redis) -> None:
+        world = World(client, pieces_of(WORDS[:8]), stall=True, category=Category.SELF_HARM)
+        events = await world.events()
         received = await read_until_quiet(events)
         await events.aclose()
-        return received
+        assert FLAGGED not in received
+        assert await world.incidents() == [("review", "moderator", Category.SELF_HARM)]
+        assert [(item.category, item.mode) for item in world.queue.items] == [(Category.SELF_HARM, "async")]
 
-    received = asyncio.run(leave())
-    assert FLAGGED not in received
-    assert [(r["action"], r["category"]) for r in world.incidents] == [("review", Category.SELF_HARM)]
-    assert [(item.category, item.mode) for item in world.reviews] == [(Category.SELF_HARM, "async")]
+    on_redis(redis_server, scenario)
