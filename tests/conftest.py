@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,10 +114,11 @@ def haproxy_of_this_session() -> str:
 
 
 def stop_haproxy(directory: str) -> None:
-    """Ray's HAProxy can outlive Ray: stop this session's, found by its directory."""
+    """Ray's HAProxy can outlive Ray: stop this session's, found by its directory, and remove its files."""
     for process in psutil.process_iter(["cmdline"]):
         if any(arg.startswith(f"{directory}/") for arg in process.info["cmdline"] or ()):
             process.kill()
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
