@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from classifiers.verdict import Action, Verdict, apply_redactions
-from deployments.generation import Completion, SamplingParams
-from serve_app.access import Access, settle
+from classifiers.verdict import Action, apply_redactions
+from deployments.generation import Completion
 from serve_app.chat.records import (
     decide,
     enqueue_review,
@@ -17,14 +16,12 @@ from serve_app.chat.records import (
 )
 from serve_app.chat.safety import moderate_answer
 from serve_app.chat.translate import completion_id, model_messages
+from serve_app.chat.turn import ChatTurn
 from serve_app.chat.usage import count_tokens, first_text_sent, tokens_spent
-from serve_app.deps import RequestContext
 from serve_app.errors import ServiceUnavailable
-from serve_app.gateway import Gateway
 from serve_app.schemas.chat import (
     AssistantMessage,
     ChatCompletion,
-    ChatCompletionRequest,
     Choice,
     FunctionCall,
     ToolCallOut,
@@ -32,43 +29,36 @@ from serve_app.schemas.chat import (
 )
 
 
-async def complete(
-    gateway: Gateway,
-    ctx: RequestContext,
-    access: Access,
-    request: ChatCompletionRequest,
-    params: SamplingParams,
-    request_text: str,
-    input_verdict: Verdict | None = None,
-) -> ChatCompletion:
+async def complete(turn: ChatTurn) -> ChatCompletion:
     """Generate, moderate, and deliver the answer: refused if blocked, withheld with a review id if the input's
     or the answer's review category is in `hold` mode, else delivered (with redactions applied)."""
+    gateway, ctx, access, request_text = turn.gateway, turn.ctx, turn.access, turn.request_text
     with ctx.timer.stage("generate"):
         try:
             completion: Completion = await gateway.call(
                 "generator",
-                gateway.handles.generator.generate.remote(model_messages(request), params),
+                gateway.handles.generator.generate.remote(model_messages(turn.body), turn.params),
                 gateway.config.timeouts.generate_s,
             )
         except ServiceUnavailable:
-            await settle(gateway, ctx, access, 0)
+            await turn.settle(0)
             raise
     prompt_tokens, completion_tokens = tokens_spent(gateway, access, completion)
-    await settle(gateway, ctx, access, prompt_tokens + completion_tokens)
+    await turn.settle(prompt_tokens + completion_tokens)
     count_tokens(ctx, prompt_tokens, completion_tokens)
     verdict, calls = await moderate_answer(gateway, ctx, access, completion.text, completion.tool_calls, request_text)
     await record_decision(gateway, ctx, access, verdict, request_text, output=completion.text)
     blocked = verdict.action is Action.BLOCK
     delivered = apply_redactions(completion.text, verdict.redactions)
-    hold_verdict = next((v for v in (verdict, input_verdict) if withholds_answer(gateway, v)), None)
+    hold_verdict = next((v for v in (verdict, turn.input_verdict) if withholds_answer(gateway, v)), None)
     review_id = None
     if hold_verdict is not None and not blocked:
         review_id = await hold_for_review(gateway, ctx, hold_verdict, request_text, delivered)
         decide(ctx, "held")
         delivered = held_message(review_id)
-    elif blocked and withholds_answer(gateway, input_verdict):
+    elif blocked and withholds_answer(gateway, turn.input_verdict):
         # Nothing is left to release, but the held request still gets its review, as an async one would.
-        await enqueue_review(gateway, ctx, input_verdict, request_text, None)
+        await enqueue_review(gateway, ctx, turn.input_verdict, request_text, None)
     withheld = blocked or review_id is not None
     tool_calls = (
         None
@@ -81,7 +71,7 @@ async def complete(
     return ChatCompletion(
         id=completion_id(),
         created=int(time.time()),
-        model=request.model,
+        model=turn.body.model,
         choices=[
             Choice(
                 message=AssistantMessage(

@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
 from classifiers.verdict import Action, Verdict
-from deployments.generation import SamplingParams, StreamEnd, ToolCall
+from deployments.generation import StreamEnd, ToolCall
 from deployments.logs import get_logger
-from serve_app.access import Access, settle
 from serve_app.chat.records import (
     held_message,
     record_decision,
@@ -24,12 +23,11 @@ from serve_app.chat.records import (
 )
 from serve_app.chat.safety import moderate, moderate_answer
 from serve_app.chat.translate import completion_id, model_messages, tool_call_deltas
+from serve_app.chat.turn import ChatTurn
 from serve_app.chat.usage import count_tokens, first_text_sent, output_tokens
-from serve_app.deps import RequestContext
 from serve_app.errors import SafeServeError, error_body
-from serve_app.gateway import Gateway
 from serve_app.metrics import INFRA_ERRORS
-from serve_app.schemas.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkChoice, Delta
+from serve_app.schemas.chat import ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta
 from serve_app.streaming import StreamWindow
 
 logger = get_logger("chat")
@@ -71,14 +69,7 @@ async def stream_whole(completion: ChatCompletion) -> AsyncIterator[str]:
     yield _sse("[DONE]")
 
 
-async def stream_completion(
-    gateway: Gateway,
-    ctx: RequestContext,
-    access: Access,
-    request: ChatCompletionRequest,
-    params: SamplingParams,
-    request_text: str,
-) -> AsyncIterator[str]:
+async def stream_completion(turn: ChatTurn) -> AsyncIterator[str]:
     """SSE events of a moderated stream.
 
     Each generated piece is cut into tokens (the ingress's tokenizer). The newest `holdback_tokens` tokens are
@@ -94,12 +85,13 @@ async def stream_completion(
     to review stays reviewed when the final check does not repeat it. A stream that ends before its answer is
     judged whole (the client left, a fault) records the strongest verdict so far (`record_unfinished_stream`).
     """
+    gateway, ctx, access, request_text = turn.gateway, turn.ctx, turn.access, turn.request_text
     window = gateway.config.stream_moderation
     chunk_id, created = completion_id(), int(time.time())
 
     def chunk(delta: Delta, finish_reason: str | None = None, **extra: str) -> str:
         choice = ChunkChoice(delta=delta, finish_reason=finish_reason)
-        body = ChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[choice])
+        body = ChatCompletionChunk(id=chunk_id, created=created, model=turn.body.model, choices=[choice])
         return _sse({**body.model_dump(exclude_none=True), **extra})
 
     sent_text = False
@@ -113,7 +105,7 @@ async def stream_completion(
 
     yield chunk(Delta(role="assistant", content=""))
     held = StreamWindow(holdback=window.holdback_tokens, split=gateway.tokens.split)
-    stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(request), params)
+    stream = gateway.handles.generator.options(stream=True).stream.remote(model_messages(turn.body), turn.params)
     tail = StreamTail()
     pieces = text_pieces(stream, tail)
     next_piece: asyncio.Future | None = asyncio.ensure_future(pieces.__anext__())
@@ -188,6 +180,6 @@ async def stream_completion(
         # Tokens actually spent: the prompt as counted at admission, and the tokens generated (withheld included,
         # tool calls too).
         completion_tokens = output_tokens(gateway, held.text, tail.calls)
-        await settle(gateway, ctx, access, access.prompt_tokens + completion_tokens)
+        await turn.settle(access.prompt_tokens + completion_tokens)
         count_tokens(ctx, access.prompt_tokens, completion_tokens)
     yield _sse("[DONE]")

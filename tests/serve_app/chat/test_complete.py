@@ -15,6 +15,7 @@ from deployments.generation import Completion, SamplingParams
 from serve_app.access import admit
 from serve_app.chat.complete import complete
 from serve_app.chat.records import held_message
+from serve_app.chat.turn import ChatTurn
 from serve_app.config import IngressConfig
 from serve_app.errors import ServiceUnavailable
 from serve_app.limits import KEY
@@ -76,7 +77,7 @@ class World:
         assert await self.tokens_held() == access.prompt_tokens + MAX_TOKENS  # reserved at admission
         request = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": QUESTION}])
         params = SamplingParams(max_tokens=MAX_TOKENS)
-        return await complete(self.gateway, self.ctx, access, request, params, QUESTION, input_verdict)
+        return await complete(ChatTurn(self.gateway, self.ctx, access, request, params, QUESTION, input_verdict))
 
     async def tokens_held(self) -> int:
         """The key's daily token counter: what it reserved and has not been given back."""

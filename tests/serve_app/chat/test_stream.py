@@ -18,6 +18,7 @@ from classifiers.verdict import Action, Verdict
 from deployments.generation import SamplingParams, StreamEnd
 from serve_app.access import admit
 from serve_app.chat.stream import stream_completion
+from serve_app.chat.turn import ChatTurn
 from serve_app.config import IngressConfig
 from serve_app.schemas.chat import ChatCompletionRequest
 from tests.serve_app.scripted import (
@@ -99,7 +100,8 @@ class World:
     async def events(self) -> AsyncIterator[str]:
         access = await admit(self.gateway, self.ctx, [QUESTION], max_tokens=64)
         request = ChatCompletionRequest(model="m", messages=[{"role": "user", "content": QUESTION}])
-        return stream_completion(self.gateway, self.ctx, access, request, SamplingParams(max_tokens=64), QUESTION)
+        turn = ChatTurn(self.gateway, self.ctx, access, request, SamplingParams(max_tokens=64), QUESTION)
+        return stream_completion(turn)
 
     async def incidents(self) -> list[tuple[str, str, str]]:
         records = await incidents_of(self.gateway.redis, self.ctx.key.user_id)
