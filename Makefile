@@ -78,7 +78,7 @@ bench-classifiers: install models
 
 EVAL_SETS := input input_benign_sensitive output
 # The Moderator's band and thresholds as the dev set would choose them (beside the config's), then every test
-# set, the output targets, and the toxicity model's leave-one-source-out table.
+# set, the output targets, and the toxicity and intent models' leave-one-source-out tables.
 eval: install models
 	@mkdir -p bench/results
 	source scripts/env.sh && $(PY) -m bench.moderator_policy
@@ -88,6 +88,7 @@ eval: install models
 	done
 	$(PY) -m bench.output_targets
 	source scripts/env.sh && $(PY) -m bench.toxicity_loso
+	source scripts/env.sh && $(PY) -m bench.intent_loso
 
 clean:
 	rm -rf $(VENV) .safeserve
