@@ -42,7 +42,7 @@ import psutil
 
 from bench.latency import parse_server_timing, percentile
 from classifiers.paths import models_dir
-from tests.support import free_port, wait_ready, wait_until
+from harness.processes import free_port, wait_ready, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
@@ -477,7 +477,7 @@ def main() -> None:
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         work = Path(tmp)
-        upstream = start_server(stack, work, "upstream alone", "bench.scripted_upstream", "--answer", ANSWER)
+        upstream = start_server(stack, work, "upstream alone", "harness.scripted_upstream", "--answer", ANSWER)
         upstream_base = upstream.url.removesuffix("/chat/completions")
         print("starting the pass-through and SafeServe (first start loads the models)...")
         passthrough = start_server(

@@ -4,7 +4,7 @@ moderation, for hold-back windows K.
     python -m bench.streaming [-n 3] [--ks 4,8,16] [--tokens 200] [--delay-ms 5] [--model-tokens 48]
 
 Two backends:
-- `openai_upstream`: bench/scripted_upstream.py, a real OpenAI-compatible server on loopback streaming one word
+- `openai_upstream`: harness/scripted_upstream.py, a real OpenAI-compatible server on loopback streaming one word
   every `--delay-ms` (a word of the script is a few tokens); bare = a client streaming from it directly;
 - `transformers`: the default model (SmolLM2-135M on this CPU); bare = the Generator deployment's stream
   called through its handle, no ingress and no moderation.
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import httpx
 
-from bench.scripted_upstream import ScriptedUpstream
+from harness.processes import RedisServer, app_deploy_config, deploy, deployment_config, free_port, wait_ready
+from harness.scripted_upstream import ScriptedUpstream
 from serve_app.config import IngressConfig
 from serve_app.tokens import TokenCounter
-from tests.support import RedisServer, app_deploy_config, deploy, deployment_config, free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "streaming.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support import ROOT, RedisServer, app_deploy_config, deploy, deployment_config, free_port, wait_ready
+from harness.processes import ROOT, RedisServer, app_deploy_config, deploy, deployment_config, free_port, wait_ready
 
 ADMIN_KEY = f"ss-admin-test-{secrets.token_urlsafe(16)}"
 # A review-band input pattern, so tests can drive a request into the review queue deterministically.
@@ -31,7 +31,7 @@ HOLD_CANARY_RULE = {
     "action": "review",
     "pattern": "zebra-canary-hold",
 }
-# An output deny-list rule for the scripted upstream's unsafe passage (bench/scripted_upstream.py).
+# An output deny-list rule for the scripted upstream's unsafe passage (harness/scripted_upstream.py).
 UNSAFE_PASSAGE_RULE = {
     "name": "test-unsafe-passage",
     "category": "violence",

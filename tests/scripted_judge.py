@@ -9,7 +9,7 @@ import threading
 import uvicorn
 from fastapi import FastAPI, Request
 
-from tests.support import free_port, wait_until
+from harness.processes import free_port, wait_until
 
 STALL = "<stall>"
 

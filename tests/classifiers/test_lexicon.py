@@ -24,7 +24,7 @@ from classifiers.policy import ThresholdPolicy
 from classifiers.taxonomy import Category
 from classifiers.verdict import Action, Redaction, apply_redactions, merge_redactions
 from deployments.config import ModeratorConfig
-from tests.support import ROOT
+from harness.processes import ROOT
 
 # One listed word per severity (and both categories of `strong`), as the lexicon file rates them.
 SAMPLES = [

@@ -76,7 +76,7 @@ def test_taxonomy_partitions_and_openai_folding() -> None:
 
 def test_docs_taxonomy_table_matches_the_code() -> None:
     from classifiers.taxonomy import MLCOMMONS_HAZARD, OPENAI_MODERATION
-    from tests.support import ROOT
+    from harness.processes import ROOT
 
     table = (ROOT / "docs" / "taxonomy.md").read_text()
     kinds = {**dict.fromkeys(PROMPT_ATTACKS, "prompt attack"), **dict.fromkeys(HARM_CATEGORIES, "harm")}

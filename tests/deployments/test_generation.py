@@ -14,7 +14,7 @@ from classifiers.steering import Steering, steer
 from deployments.config import GeneratorConfig, ModeratorConfig
 from deployments.generation import SamplingParams, StreamEnd
 from deployments.transformers_backend import TransformersBackend, banned_token_sequences, cut_at_stop, without_stops
-from tests.support import app_deploy_config, deployment_config
+from harness.processes import app_deploy_config, deployment_config
 
 PROMPT = steer([{"role": "user", "content": "Name three colours of the rainbow."}], Steering())
 GREEDY = SamplingParams(max_tokens=40)

@@ -11,7 +11,7 @@ import pytest
 
 from classifiers.normalize import views
 from deployments.intent_classifier import IntentClassifier
-from tests.support import app_deploy_config, deployment_config
+from harness.processes import app_deploy_config, deployment_config
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from classifiers.normalize import views
 from classifiers.taxonomy import Category
 from classifiers.verdict import Action
 from deployments.intent_classifier import IntentClassifier
+from harness.processes import app_deploy_config, deployment_config
 from tests.scripted_judge import STALL, ScriptedJudge
-from tests.support import app_deploy_config, deployment_config
 
 # Prompts from the held-out input set that the shipped model puts in the review band of THRESHOLDS (scores
 # 0.55-0.60; the strict one 0.45 on the strict bands, allowed on the others), with what the judge answers.

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from deployments.moderator import Moderator
-from tests.support import app_deploy_config, deployment_config
+from harness.processes import app_deploy_config, deployment_config
 
 INSULT = "You are a worthless idiot and everyone hates you."
 

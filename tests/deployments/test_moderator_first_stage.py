@@ -11,7 +11,7 @@ import random
 import pytest
 
 from deployments.moderator import Moderator
-from tests.support import app_deploy_config, deployment_config
+from harness.processes import app_deploy_config, deployment_config
 
 
 @pytest.fixture(scope="module")

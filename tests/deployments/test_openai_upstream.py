@@ -1,4 +1,4 @@
-"""The openai_upstream backend against a real second server (bench/scripted_upstream.py) that stalls: the
+"""The openai_upstream backend against a real second server (harness/scripted_upstream.py) that stalls: the
 request fails within `timeout_s` with an error that says why, before or during a stream, concurrent requests are
 relayed at once, and a stream cancelled while it waits is closed."""
 
@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from bench.scripted_upstream import CLEAN, ScriptedUpstream
 from deployments.config import GeneratorConfig
 from deployments.generation import SamplingParams, StreamEnd
 from deployments.generator import Generator
 from deployments.openai_upstream_backend import OpenAIUpstreamBackend, UpstreamError
+from harness.scripted_upstream import CLEAN, ScriptedUpstream
 
 STALLING = [{"role": "user", "content": "Describe a glacier."}]
 PARAMS = SamplingParams(max_tokens=16)

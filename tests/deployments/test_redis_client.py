@@ -10,7 +10,7 @@ from redis.exceptions import TimeoutError
 
 from deployments.config import RuntimeSettings
 from deployments.redis_client import connect
-from tests.support import RedisServer
+from harness.processes import RedisServer
 
 # Counts its call, then keeps Redis busy for 0.3 s: past the client's timeout below, and short enough for a
 # retry (on a new connection, once the script is done) to run it again.

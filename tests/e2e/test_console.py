@@ -14,8 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from deployments.review_store import ReviewRequest, ReviewStore
+from harness.processes import ROOT
 from tests.e2e.conftest import SERVED_MODEL, console_client, create_key, page_text
-from tests.support import ROOT
 
 pytestmark = pytest.mark.e2e
 ARTEFACTS = ROOT / "test-artifacts"

@@ -8,8 +8,8 @@ import json
 import httpx
 
 from deployments.audit import INCIDENT_STREAM
+from harness.processes import RedisServer, wait_until
 from tests.e2e.conftest import SERVED_MODEL, create_key
-from tests.support import RedisServer, wait_until
 
 
 def test_erasure_removes_the_users_data_and_keeps_the_audit_record(

@@ -1,4 +1,4 @@
-"""Faults on real processes: the gateway guarding a real second server (bench/scripted_upstream.py) that is down,
+"""Faults on real processes: the gateway guarding a real second server (harness/scripted_upstream.py) that is down,
 slow or sends malformed SSE, a client that leaves mid-stream, and a Moderator replica killed under load. Every
 request ends in its time with an answer, a clean OpenAI-shaped error or a cleanly ended stream: never a 500,
 never text the Moderator would block."""
@@ -13,11 +13,12 @@ import httpx
 import pytest
 import ray
 
-from bench.scripted_upstream import CLEAN, FAULTS, REVIEW_PHRASE, UNSAFE, ScriptedUpstream
+from harness.processes import deploy, deployment_config, free_port, wait_until
+from harness.scripted_upstream import CLEAN, FAULTS, REVIEW_PHRASE, UNSAFE, ScriptedUpstream
 from serve_app.first_stage import REFRESH_S
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL, create_key
-from tests.support import deploy, deployment_config, free_port, incident_for, wait_until
+from tests.support import incident_for
 
 pytestmark = pytest.mark.e2e
 UPSTREAM_TIMEOUT_S = 2.0

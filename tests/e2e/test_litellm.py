@@ -1,6 +1,6 @@
 """SafeServe as a LiteLLM guardrail: a real LiteLLM proxy (the version docs/litellm.md was checked against, in
 its own venv from scripts/litellm_venv.sh) with SafeServe's route as its Generic Guardrail API, before and after
-the model, in front of the scripted upstream (bench/scripted_upstream.py). Its client talks to LiteLLM only."""
+the model, in front of the scripted upstream (harness/scripted_upstream.py). Its client talks to LiteLLM only."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import httpx
 import pytest
 import yaml
 
-from bench.scripted_upstream import CLEAN, EMAIL_ADDRESS, UNSAFE, ScriptedUpstream
+from harness.processes import ROOT, free_port, wait_until
+from harness.scripted_upstream import CLEAN, EMAIL_ADDRESS, UNSAFE, ScriptedUpstream
 from tests.e2e.conftest import create_key
-from tests.support import ROOT, free_port, streamed, wait_until
+from tests.support import streamed
 
 pytestmark = pytest.mark.e2e
 LITELLM_VENV = Path(os.environ.get("SAFESERVE_LITELLM_VENV", ROOT / ".safeserve" / "litellm-venv"))

@@ -17,9 +17,9 @@ import pytest
 import ray
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.processes import ROOT, RedisServer, free_port, wait_until
 from tests.e2e.conftest import SERVED_MODEL, create_key
 from tests.monitoring.metric_names import dashboard_metrics, dashboard_queries, rule_metrics
-from tests.support import ROOT, RedisServer, free_port, wait_until
 
 # Every SafeServe series, with the label values the burst below must produce.
 EXPECTED_SERIES: dict[str, dict[str, set[str]]] = {

@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
+from harness.processes import app_deploy_config, deployment_config, wait_until
 from tests.conftest import CLAIM_TIMEOUT_S
 from tests.e2e.conftest import SERVED_MODEL, console_client, create_key, page_text
-from tests.support import app_deploy_config, deployment_config, wait_until
 
 pytestmark = pytest.mark.e2e
 REVIEW_CANARY = "zebra-canary-review"

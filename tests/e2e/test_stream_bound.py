@@ -11,10 +11,11 @@ import httpx
 import pytest
 
 from deployments.generator import POLICY_BANS_TTL_S
+from harness.processes import deploy, deployment_config, wait_until
 from serve_app.first_stage import REFRESH_S
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL
-from tests.support import deploy, deployment_config, incident_for, sse_choices, wait_until
+from tests.support import incident_for, sse_choices
 
 pytestmark = pytest.mark.e2e
 PROMPT = "Write a short paragraph about the history of bread."

@@ -1,5 +1,5 @@
 """SafeServe guarding an existing model server: the Generator's openai_upstream backend against a real second
-server (bench/scripted_upstream.py) that streams scripted text. Streams are moderated with a bounded leak, the
+server (harness/scripted_upstream.py) that streams scripted text. Streams are moderated with a bounded leak, the
 model receives the safety preamble whatever the caller sends, input checks run before the first byte."""
 
 from __future__ import annotations
@@ -9,20 +9,13 @@ import json
 import httpx
 import pytest
 
-from bench.scripted_upstream import AWS_ACCESS_KEY, CLEAN, EMAIL_ADDRESS, HELD, UNSAFE, ScriptedUpstream
 from classifiers.steering import OPERATOR_HEADER
+from harness.processes import app_deploy_config, deploy, deployment_config, wait_until
+from harness.scripted_upstream import AWS_ACCESS_KEY, CLEAN, EMAIL_ADDRESS, HELD, UNSAFE, ScriptedUpstream
 from serve_app.tokens import TokenCounter
 from tests.conftest import session_app_config
 from tests.e2e.conftest import SERVED_MODEL, create_key
-from tests.support import (
-    app_deploy_config,
-    deploy,
-    deployment_config,
-    incident_for,
-    sse_choices,
-    streamed,
-    wait_until,
-)
+from tests.support import incident_for, sse_choices, streamed
 
 pytestmark = pytest.mark.e2e
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}

@@ -17,8 +17,9 @@ import psutil
 import pytest
 import redis
 
-from bench.scripted_upstream import CLEAN, PERSONA, ScriptedUpstream
-from tests.support import ROOT, free_port, streamed, wait_ready, wait_until
+from harness.processes import ROOT, free_port, wait_ready, wait_until
+from harness.scripted_upstream import CLEAN, PERSONA, ScriptedUpstream
+from tests.support import streamed
 
 pytestmark = pytest.mark.e2e
 ADMIN_KEY = "ss-admin-make-run-test-0123456789"

@@ -9,9 +9,9 @@ import pytest
 import ray
 from ray import serve
 
+from harness.processes import deploy, deployment_config, wait_until
 from serve_app.first_stage import REFRESH_S
 from tests.conftest import session_app_config
-from tests.support import deploy, deployment_config, wait_until
 
 MODEL = "safeserve-smollm2"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support import RedisServer, wait_until
+from harness.processes import RedisServer, wait_until
 
 
 def test_redis_outage_fails_closed_and_recovers(base_url: str, admin_key: str, redis_server: RedisServer) -> None:

@@ -9,7 +9,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.audit import AUDIT_STREAM
 from deployments.review_store import ALL_KEY, QUEUE, ReviewRequest
-from tests.support import RedisServer, wait_until
+from harness.processes import RedisServer, wait_until
 
 
 def test_a_redis_outage_mid_burst_loses_and_duplicates_nothing(base_url: str, redis_server: RedisServer) -> None:

@@ -7,10 +7,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from harness.processes import ROOT
 from serve_app.capabilities import check_tools, tool_risk
 from serve_app.config import IngressConfig, TierConfig, ToolRule
 from serve_app.serve_config import check_file
-from tests.support import ROOT
 
 TIER = TierConfig(
     trusted=True,

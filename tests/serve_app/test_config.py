@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from deployments.config import GeneratorOverrides
+from harness.processes import ROOT
 from serve_app.cli import main
 from serve_app.serve_config import ConfigError, app_config, check_file, load_serve_config
-from tests.support import ROOT
 
 
 @pytest.mark.parametrize("name", ["local.yaml", "production.yaml"])

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from harness.processes import ROOT
 from serve_app.builder import build_app
 from serve_app.serve_config import ConfigError, app_config, check_file, load_serve_config
-from tests.support import ROOT
 
 PRODUCTION = load_serve_config(ROOT / "configs" / "production.yaml")
 LLM = PRODUCTION["applications"][0]["args"]["llm"]

@@ -29,7 +29,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from tests.support import free_port, wait_until
+from harness.processes import free_port, wait_until
 
 CLEAN = [f"clean-{i:02d}" for i in range(1, 41)]
 UNSAFE_PHRASE = "zebra unsafe passage"
