@@ -121,12 +121,12 @@ def test_an_unreachable_redis_follows_the_rate_limiters_fail_mode_and_is_counted
 ) -> None:
     from types import SimpleNamespace
 
+    from harness.processes import free_port
     from serve_app import access
     from serve_app.access import _reserve
     from serve_app.config import IngressConfig
     from serve_app.errors import ServiceUnavailable
     from serve_app.schemas.admin import ApiKeyInfo
-    from harness.processes import free_port
 
     async def scenario():
         dead = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
