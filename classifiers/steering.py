@@ -2,7 +2,10 @@
 
 The safety preamble always comes first and is ours. A caller's own system messages are kept, but demoted
 into a clearly labelled section below the preamble, so they can add instructions and never replace the rules.
-Refusal examples follow as few-shot turns, then the conversation itself.
+Refusal examples follow as few-shot turns, then helpful examples (ordinary requests answered well), then the
+conversation itself. A small model imitates its few-shot turns more than it follows rules: shown only refusals, it
+refuses ordinary requests too ("Name a colour." -> "I'm sorry, I'm unable to provide a specific colour."), so a
+helpful answer comes last, nearest the caller's request.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Steering(BaseModel):
         "instructions."
     )
     refusal_examples: tuple[RefusalExample, ...] = ()
+    helpful_examples: tuple[RefusalExample, ...] = ()
 
 
 def steer(messages: list[dict[str, Any]], steering: Steering, tool_turns: bool = False) -> list[dict[str, Any]]:
@@ -43,7 +47,7 @@ def steer(messages: list[dict[str, Any]], steering: Steering, tool_turns: bool =
     if caller_system:
         system = f"{system}\n\n{OPERATOR_HEADER}\n" + "\n".join(caller_system)
     steered = [{"role": "system", "content": system}]
-    for example in steering.refusal_examples:
+    for example in (*steering.refusal_examples, *steering.helpful_examples):
         steered.append({"role": "user", "content": example.user})
         steered.append({"role": "assistant", "content": example.assistant})
     for message in messages:

@@ -177,6 +177,20 @@ class GeneratorConfig(_Config):
         "block rules are banned too, without being listed here.",
     )
     stop: tuple[str, ...] = Field((), description="Stop sequences added to every request's own.")
+    repetition_penalty: float = Field(
+        1.0,
+        ge=1.0,
+        le=2.0,
+        description="Transformers backend: divide the logit of every token the answer already holds by this (1.0 is "
+        "off). A small model needs it against loops; a production model should not. Not sent upstream: an "
+        "OpenAI-compatible server has no standard field for it.",
+    )
+    no_repeat_ngram_size: int = Field(
+        0,
+        ge=0,
+        description="Transformers backend: no run of this many tokens appears twice in an answer (0 is off). "
+        "Not sent upstream, as `repetition_penalty`.",
+    )
 
     @model_validator(mode="after")
     def _upstream_when_needed(self) -> GeneratorConfig:

@@ -22,6 +22,9 @@ class SamplingParams:
     tools: tuple[dict[str, Any], ...] = ()
     tool_choice: str | dict[str, Any] | None = None
     banned: tuple[str, ...] = ()  # phrases constrained decoding makes impossible (transformers backend)
+    # Against a small model's loops (transformers backend), over the answer's own tokens: 1.0 and 0 are off.
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,8 @@ class Generator:
             max_tokens=min(params.max_tokens, self.config.max_new_tokens),
             stop=tuple(dict.fromkeys((*params.stop, *self.config.stop))),
             banned=banned,
+            repetition_penalty=self.config.repetition_penalty,
+            no_repeat_ngram_size=self.config.no_repeat_ngram_size,
         )
 
     async def generate(self, messages: list[Message], params: SamplingParams) -> Completion:

@@ -7,6 +7,10 @@ after a space, capitalised, title case and upper case. A
 phrase tokenised differently inside other text (a rare BPE merge across its boundary) is the Moderator's to
 catch. Stop sequences end generation (`stop_strings`) and are cut from the text, as OpenAI does.
 
+Against loops (`repetition_penalty`, `no_repeat_ngram_size`): both read only the answer's own tokens. transformers'
+built-in options would also read the prompt, so the question's words and the chat template's end-of-turn token (a
+small model's way to stop) would be penalised or banned in the answer.
+
 No tool use: a request's `tools` are not shown to the model (the default SmolLM2's chat template has no tools),
 and tool results reach it as labelled user turns. A model that wrote tool calls as text would need them parsed
 into `tool_calls` here first, or they would slip past the capability gate as plain content.
@@ -23,6 +27,10 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
+    NoRepeatNGramLogitsProcessor,
+    RepetitionPenaltyLogitsProcessor,
     StoppingCriteria,
     StoppingCriteriaList,
     TextIteratorStreamer,
@@ -47,6 +55,17 @@ class _StopWhenSet(StoppingCriteria):
 
     def __call__(self, input_ids, scores, **kwargs) -> bool:
         return self.event.is_set()
+
+
+class _NoRepeatNGramInAnswer(LogitsProcessor):
+    """transformers' no-repeat n-gram ban over the tokens after the prompt only (`width`: the padded prompt)."""
+
+    def __init__(self, ngram_size: int, width: int) -> None:
+        self.ban = NoRepeatNGramLogitsProcessor(ngram_size)
+        self.width = width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return self.ban(input_ids[:, self.width :], scores)
 
 
 class TransformersBackend:
@@ -78,8 +97,16 @@ class TransformersBackend:
         )
         return {name: tensor.to(self.device) for name, tensor in encoded.items()}
 
-    def _generate_kwargs(self, params: SamplingParams) -> dict:
+    def _generate_kwargs(self, params: SamplingParams, width: int) -> dict:
+        """`width`: the prompt's length in tokens (padded), where the answer starts."""
         kwargs: dict = {"max_new_tokens": params.max_tokens, "pad_token_id": self.tokenizer.eos_token_id}
+        processors = []
+        if params.repetition_penalty != 1.0:
+            processors.append(RepetitionPenaltyLogitsProcessor(params.repetition_penalty, prompt_ignore_length=width))
+        if params.no_repeat_ngram_size:
+            processors.append(_NoRepeatNGramInAnswer(params.no_repeat_ngram_size, width))
+        if processors:
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
         if params.temperature > 0:
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
             if params.seed is not None:
@@ -99,10 +126,11 @@ class TransformersBackend:
 
     def generate_batch(self, conversations: list[list[Message]], params: list[SamplingParams]) -> list[Completion]:
         """Answers to several conversations: those that sample alike (greedy, or the same temperature, top_p
-        stops and bans without a seed) run as one padded batch; each keeps its own max_tokens."""
+        stops, bans and repetition settings without a seed) run as one padded batch; each keeps its own max_tokens."""
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(params):
-            key = (p.temperature, p.top_p, p.stop, p.banned) if p.seed is None or p.temperature == 0 else ("seeded", i)
+            alike = (p.temperature, p.top_p, p.stop, p.banned, p.repetition_penalty, p.no_repeat_ngram_size)
+            key = alike if p.seed is None or p.temperature == 0 else ("seeded", i)
             groups.setdefault(key, []).append(i)
         results: list[Completion | None] = [None] * len(conversations)
         for indices in groups.values():
@@ -116,7 +144,7 @@ class TransformersBackend:
         width = inputs["input_ids"].shape[1]
         longest = replace(params[0], max_tokens=max(p.max_tokens for p in params))
         with torch.inference_mode():
-            output = self.model.generate(**inputs, **self._generate_kwargs(longest))
+            output = self.model.generate(**inputs, **self._generate_kwargs(longest, width))
         completions = []
         for row, p in enumerate(params):
             new_tokens = output[row, width:][: p.max_tokens].tolist()
@@ -141,7 +169,7 @@ class TransformersBackend:
         stop = threading.Event()
         kwargs = {
             **inputs,
-            **self._generate_kwargs(params),
+            **self._generate_kwargs(params, inputs["input_ids"].shape[1]),
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([_StopWhenSet(stop)]),
         }

@@ -4,11 +4,13 @@ the whole answer."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 
 import pytest
+import torch
 
 from classifiers.steering import Steering, steer
 from deployments.config import GeneratorConfig, ModeratorConfig
@@ -132,3 +134,60 @@ def test_a_request_the_model_cannot_take_fails_alone_in_its_batch(models_dir) ->
     answered, failed = asyncio.run(batch)
     assert isinstance(answered, Completion) and answered.text
     assert isinstance(failed, Exception)
+
+
+# Issue 23: the default model as configs/local.yaml serves it (steering and repetition settings), greedy. With the
+# old config each of these failed: "Name a colour." was refused, the sleep tips counted "1. 1. 1. 2. 3. 4. ...",
+# and the haiku said "a leaf is left alone" over and over.
+SERVED_CASES = ("Name a colour.", "Give me three tips for sleeping better.", "Write a haiku about autumn.")
+
+
+@pytest.fixture(scope="module")
+def served_answers(default_model) -> dict[str, str]:
+    """One batch of the issue's three prompts, steered and sampled as the local config serves them."""
+    config = GeneratorConfig.model_validate(deployment_config(app_deploy_config(), "Generator")["user_config"])
+    params = SamplingParams(
+        max_tokens=64,
+        repetition_penalty=config.repetition_penalty,
+        no_repeat_ngram_size=config.no_repeat_ngram_size,
+    )
+    conversations = [steer([{"role": "user", "content": p}], config.steering) for p in SERVED_CASES]
+    completions = default_model.generate_batch(conversations, [params] * len(SERVED_CASES))
+    return {prompt: c.text for prompt, c in zip(SERVED_CASES, completions, strict=True)}
+
+
+def test_the_served_model_names_a_colour_instead_of_refusing(served_answers) -> None:
+    from bench.generation import is_refusal
+
+    answer = served_answers["Name a colour."]
+    assert answer and not is_refusal(answer), answer
+
+
+def test_the_served_model_gives_sleep_tips_without_counting_in_a_loop(served_answers) -> None:
+    from bench.generation import is_degenerate
+
+    answer = served_answers["Give me three tips for sleeping better."]
+    assert "1. 1." not in answer and not is_degenerate(answer), answer
+    assert sum(c.isalpha() for c in answer) > len(answer) / 2, answer
+
+
+def test_the_served_model_writes_a_haiku_without_repeating_a_line(served_answers) -> None:
+    from bench.generation import is_degenerate, repeated_ngram_share
+
+    answer = served_answers["Write a haiku about autumn."]
+    assert not is_degenerate(answer) and repeated_ngram_share(answer) < 0.1, answer
+    parts = [p.strip().lower() for p in re.split(r"[\n,.;!?]", answer) if len(p.split()) >= 3]
+    assert all(parts.count(p) < 3 for p in parts), answer
+
+
+def test_the_repetition_settings_read_only_the_answer() -> None:
+    """The question's words stay free: an n-gram of the prompt may appear once in the answer, and the prompt's
+    repeated tokens do not count against the answer."""
+    from deployments.transformers_backend import _NoRepeatNGramInAnswer
+
+    prompt = torch.tensor([[5, 6, 7, 5, 6]])  # "5 6" then 7 in the prompt: an n-gram ban over it would ban 7
+    scores = torch.zeros(1, 10)
+    assert not torch.isinf(_NoRepeatNGramInAnswer(3, width=5)(prompt, scores.clone())).any()
+    answered = torch.tensor([[1, 2, 5, 6, 7, 5, 6]])  # the answer (after 2 prompt tokens) repeats "5 6": 7 banned
+    banned = _NoRepeatNGramInAnswer(3, width=2)(answered, scores.clone())
+    assert torch.isinf(banned[0, 7]) and not torch.isinf(banned[0, :7]).any()
