@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
+from bench.loso import auc, figures, pct
 from classifiers.paths import home_dir
 from classifiers.training.intent_data import BENIGN, Example
 from classifiers.training.splits import DEV, TEST, TRAIN, split_of
@@ -70,18 +70,6 @@ def training_split(rows: Iterable[Example], held_out: frozenset[str]) -> tuple[l
 def threshold_at_fpr(scores: np.ndarray, is_attack: np.ndarray, fpr: float = BENIGN_FPR) -> float:
     """The recipe's rule: the score that flags `fpr` of the benign rows given (the dev split's)."""
     return float(np.quantile(scores[~is_attack], 1.0 - fpr))
-
-
-def figures(is_attack: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    flagged = scores >= threshold
-    both = 0 < is_attack.sum() < len(is_attack)
-    return {
-        "rows": int(len(is_attack)),
-        "attacks": int(is_attack.sum()),
-        "roc_auc": round(float(roc_auc_score(is_attack, scores)), 4) if both else None,
-        "recall": round(float(flagged[is_attack].mean()), 4) if is_attack.any() else None,
-        "false_positive_rate": round(float(flagged[~is_attack].mean()), 4) if (~is_attack).any() else None,
-    }
 
 
 Scorer = Callable[[list[str]], np.ndarray]  # texts -> 1 - P(benign)
@@ -130,15 +118,15 @@ def run(fit: Callable[[list[Example]], Scorer] = fit_ngram, log=print) -> dict:
         table[name] = {
             "sources": sorted(held_out),
             "threshold": round(without["threshold"], 4),
-            "unseen": figures(is_attack, without["scorer"](texts), without["threshold"]),
+            "unseen": figures(is_attack, without["scorer"](texts), without["threshold"], "attacks"),
             "seen": {
-                **figures(is_attack, seen_scores, full["threshold"]),
+                **figures(is_attack, seen_scores, full["threshold"], "attacks"),
                 "trained_on": sum(split_of(split_key(r)) == TRAIN for r in test),
             },
-            "seen_test": figures(is_attack[in_test], seen_scores[in_test], full["threshold"]),
-            "everyday_holdout_fpr": figures(everyday_benign, without["scorer"](everyday), without["threshold"])[
-                "false_positive_rate"
-            ],
+            "seen_test": figures(is_attack[in_test], seen_scores[in_test], full["threshold"], "attacks"),
+            "everyday_holdout_fpr": figures(
+                everyday_benign, without["scorer"](everyday), without["threshold"], "attacks"
+            )["false_positive_rate"],
             "training_rows": len(without["trained"]),
             "dev_rows": without["dev_rows"],
             "seconds": round(time.perf_counter() - begun, 1),
@@ -151,21 +139,13 @@ def run(fit: Callable[[list[Example]], Scorer] = fit_ngram, log=print) -> dict:
             "threshold": round(full["threshold"], 4),
             "training_rows": len(full["trained"]),
             "dev_rows": full["dev_rows"],
-            "everyday_holdout_fpr": figures(everyday_benign, full["scorer"](everyday), full["threshold"])[
+            "everyday_holdout_fpr": figures(everyday_benign, full["scorer"](everyday), full["threshold"], "attacks")[
                 "false_positive_rate"
             ],
         },
         "sources": table,
         "seconds": round(time.perf_counter() - started, 1),
     }
-
-
-def _pct(value: float | None) -> str:
-    return "    -" if value is None else f"{100 * value:5.1f}"
-
-
-def _auc(value: float | None) -> str:
-    return "    -" if value is None else f"{value:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,15 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     full = report["full"]
     print(
         f"\nleave-one-source-out, intent n-gram member; flagged at the dev split's {BENIGN_FPR:.0%} benign FPR "
-        f"threshold (all sources: {full['threshold']}, everyday hold-out FPR {_pct(full['everyday_holdout_fpr'])})"
+        f"threshold (all sources: {full['threshold']}, everyday hold-out FPR {pct(full['everyday_holdout_fpr'])})"
     )
     print(f"{'source':<50} {'rows':>6}  unseen: AUC  recall  FPR  everyday | seen: AUC  recall  FPR (trained on)")
     for name, entry in report["sources"].items():
         unseen, seen = entry["unseen"], entry["seen"]
         print(
-            f"{name[:50]:<50} {unseen['rows']:>6}  {_auc(unseen['roc_auc'])} {_pct(unseen['recall'])} "
-            f"{_pct(unseen['false_positive_rate'])}  {_pct(entry['everyday_holdout_fpr'])} | "
-            f"{_auc(seen['roc_auc'])} {_pct(seen['recall'])} {_pct(seen['false_positive_rate'])} "
+            f"{name[:50]:<50} {unseen['rows']:>6}  {auc(unseen['roc_auc'])} {pct(unseen['recall'])} "
+            f"{pct(unseen['false_positive_rate'])}  {pct(entry['everyday_holdout_fpr'])} | "
+            f"{auc(seen['roc_auc'])} {pct(seen['recall'])} {pct(seen['false_positive_rate'])} "
             f"({seen['trained_on']})"
         )
     print(f"written: {RESULTS.relative_to(ROOT)} in {report['seconds']:.0f} s")

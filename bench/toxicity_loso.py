@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
+from bench.loso import auc, figures, pct
 from classifiers.paths import home_dir
 from classifiers.taxonomy import Category
 
@@ -40,18 +40,6 @@ SOURCES: dict[str, frozenset[str]] = {
     ),
     "team everyday requests and filler": frozenset({"safeserve-seed-everyday", "safeserve-seed-chitchat"}),
 }
-
-
-def _figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    flagged = scores >= threshold
-    both = 0 < labels.sum() < len(labels)
-    return {
-        "rows": int(len(labels)),
-        "toxic": int(labels.sum()),
-        "roc_auc": round(float(roc_auc_score(labels, scores)), 4) if both else None,
-        "recall": round(float(flagged[labels == 1].mean()), 4) if labels.any() else None,
-        "false_positive_rate": round(float(flagged[labels == 0].mean()), 4) if (labels == 0).any() else None,
-    }
 
 
 def run(config_path: Path = CONFIG) -> dict:
@@ -81,16 +69,12 @@ def run(config_path: Path = CONFIG) -> dict:
         texts, labels = [r.text for r in rows], np.array([r.toxic for r in rows])
         without = train_ngram(training_rows(cache, excluded, without=held_out).ngram)
         table[name] = {
-            "unseen": _figures(labels, score(without, texts), threshold),
-            "seen": _figures(labels, score(full, texts), threshold),
+            "unseen": figures(labels == 1, score(without, texts), threshold, "toxic"),
+            "seen": figures(labels == 1, score(full, texts), threshold, "toxic"),
             "seconds": round(time.perf_counter() - started, 1),
         }
         print(f"{name}: {table[name]}", flush=True)
     return {"harassment_review_threshold": threshold, "sources": table}
-
-
-def _pct(value: float | None) -> str:
-    return "    -" if value is None else f"{100 * value:5.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,11 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'source':<52} {'rows':>6}  unseen: AUC  recall  FPR | seen: AUC  recall  FPR")
     for name, entry in report["sources"].items():
         unseen, seen = entry["unseen"], entry["seen"]
-        auc = lambda v: "    -" if v is None else f"{v:.3f}"  # noqa: E731
         print(
-            f"{name:<52} {unseen['rows']:>6}  {auc(unseen['roc_auc'])} {_pct(unseen['recall'])} "
-            f"{_pct(unseen['false_positive_rate'])} | {auc(seen['roc_auc'])} {_pct(seen['recall'])} "
-            f"{_pct(seen['false_positive_rate'])}"
+            f"{name:<52} {unseen['rows']:>6}  {auc(unseen['roc_auc'])} {pct(unseen['recall'])} "
+            f"{pct(unseen['false_positive_rate'])} | {auc(seen['roc_auc'])} {pct(seen['recall'])} "
+            f"{pct(seen['false_positive_rate'])}"
         )
     print(f"written: {RESULTS.relative_to(ROOT)}")
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.intent_loso import figures, fit_and_tune, split_key, threshold_at_fpr, training_split
+from bench.intent_loso import fit_and_tune, split_key, threshold_at_fpr, training_split
+from bench.loso import figures
 from classifiers.training.intent_data import BENIGN, Example
 from classifiers.training.splits import DEV, TRAIN, split_of
 
@@ -44,7 +45,7 @@ def test_the_threshold_holds_the_benign_fpr_of_the_scores_given() -> None:
     is_attack = np.array([False] * 100 + [True] * 10)
     threshold = threshold_at_fpr(scores, is_attack, 0.02)
     assert (scores[~is_attack] >= threshold).sum() == 2
-    assert figures(is_attack, scores, threshold)["recall"] == 1.0
+    assert figures(is_attack, scores, threshold, "attacks")["recall"] == 1.0
 
 
 def test_the_threshold_comes_from_the_dev_split_of_the_kept_sources_only() -> None:
