@@ -19,7 +19,9 @@ from serve_app.gateway import Gateway
 from serve_app.schemas.chat import ChatCompletion, ChatCompletionRequest
 
 
-def refuse_unservable(gateway: Gateway, ctx: RequestContext, body: ChatCompletionRequest) -> None:
+def refuse_unservable(
+    gateway: Gateway, ctx: RequestContext, body: ChatCompletionRequest, prompt_texts: list[str]
+) -> None:
     """Refuse, before anything is reserved, what no policy decision is needed for: generation stopped by the
     kill switch (503), another model (404), too many messages or characters (400)."""
     config = gateway.config
@@ -34,7 +36,7 @@ def refuse_unservable(gateway: Gateway, ctx: RequestContext, body: ChatCompletio
         raise InvalidRequest(
             f"At most {config.max_messages} messages are accepted.", param="messages", code="too_many_messages"
         )
-    prompt_chars = sum(len(text) for text in body.prompt_texts())
+    prompt_chars = sum(len(text) for text in prompt_texts)
     if prompt_chars > config.max_prompt_chars:
         raise InvalidRequest(
             f"The prompt has {prompt_chars} characters; the limit is {config.max_prompt_chars}.",
@@ -43,11 +45,13 @@ def refuse_unservable(gateway: Gateway, ctx: RequestContext, body: ChatCompletio
         )
 
 
-async def admitted_turn(gateway: Gateway, ctx: RequestContext, body: ChatCompletionRequest) -> ChatTurn:
+async def admitted_turn(
+    gateway: Gateway, ctx: RequestContext, body: ChatCompletionRequest, prompt_texts: list[str]
+) -> ChatTurn:
     """Admit the request and screen its input; a refusal raises, with the reserved tokens given back."""
     params = translate.sampling_params(gateway, ctx, body)
     with ctx.timer.stage("limits"):
-        access = await admit(gateway, ctx, body.prompt_texts(), params.max_tokens, body.tool_names())
+        access = await admit(gateway, ctx, prompt_texts, params.max_tokens, body.tool_names())
     turn_views = translate.untrusted_views(body)
     turn = ChatTurn(gateway, ctx, access, body, params, translate.request_text(turn_views))
     try:
@@ -62,8 +66,9 @@ async def admitted_turn(gateway: Gateway, ctx: RequestContext, body: ChatComplet
 async def answer(
     gateway: Gateway, ctx: RequestContext, body: ChatCompletionRequest, response: Response
 ) -> ChatCompletion | StreamingResponse:
-    refuse_unservable(gateway, ctx, body)
-    turn = await admitted_turn(gateway, ctx, body)
+    prompt_texts = body.prompt_texts()  # the size limit and the token admission count the same texts
+    refuse_unservable(gateway, ctx, body, prompt_texts)
+    turn = await admitted_turn(gateway, ctx, body, prompt_texts)
     if body.stream:
         # An answer that will be withheld whatever it says is generated whole; only the notice is streamed.
         withheld = withholds_answer(gateway, turn.input_verdict)
