@@ -1,16 +1,19 @@
-"""Processes on loopback for the tests and the benchmarks: free ports, waiting, a redis-server, a deployed app."""
+"""Processes on loopback for the tests and the benchmarks: free ports, waiting, a redis-server, a deployed app,
+an ASGI app in a thread."""
 
 from __future__ import annotations
 
 import copy
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
+import uvicorn
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,3 +125,23 @@ def wait_ready(base_url: str, timeout_s: float = 120) -> None:
             return False
 
     wait_until(ready, timeout_s, interval_s=0.5, what="/readyz")
+
+
+class ThreadedServer:
+    """An ASGI app served by uvicorn on 127.0.0.1, in a daemon thread (`start`) or in this one (`run`)."""
+
+    def __init__(self, app: Any, port: int, what: str) -> None:
+        self.what = what
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        wait_until(lambda: self.server.started, 10, what=self.what)
+
+    def run(self) -> None:
+        self.server.run()
+
+    def stop(self, timeout_s: float) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout_s)

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import threading
 import time
 import uuid
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from harness.processes import free_port, wait_until
+from harness.processes import ThreadedServer, free_port
 
 CLEAN = [f"clean-{i:02d}" for i in range(1, 41)]
 UNSAFE_PHRASE = "zebra unsafe passage"
@@ -127,25 +125,22 @@ class ScriptedUpstream:
         self.streams_left = 0  # streams whose client (the gateway) closed them before their end
         self._flaky_failures = 0
         self.app = self._make_app()
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._served = ThreadedServer(self.app, self.port, "the scripted upstream")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> ScriptedUpstream:
-        self._thread.start()
-        wait_until(lambda: self._server.started, 10, what="the scripted upstream")
+        self._served.start()
         return self
 
     def serve_forever(self) -> None:
         """Serve in this thread until interrupted."""
-        self._server.run()
+        self._served.run()
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
+        self._served.stop(10)
 
     def _make_app(self) -> FastAPI:
         app = FastAPI()

@@ -4,12 +4,10 @@ for the tests of the Moderator's `chat_judge` member and the IntentClassifier's 
 from __future__ import annotations
 
 import asyncio
-import threading
 
-import uvicorn
 from fastapi import FastAPI, Request
 
-from harness.processes import free_port, wait_until
+from harness.processes import ThreadedServer, free_port
 
 STALL = "<stall>"
 
@@ -46,21 +44,18 @@ class ScriptedJudge:
             content = "unsafe\nS10" if "hateful" in last else "I cannot say" if "garbled" in last else "safe"
             return _choice(content)
 
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.served = ThreadedServer(app, self.port, "the scripted judge")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> ScriptedJudge:
-        self.thread.start()
-        wait_until(lambda: self.server.started, 10, what="the scripted judge")
+        self.served.start()
         return self
 
     def __exit__(self, *_) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
+        self.served.stop(5)
 
 
 def _choice(content: str, logprobs: dict | None = None) -> dict:
