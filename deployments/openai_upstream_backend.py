@@ -59,6 +59,15 @@ def chat_body(model: str, messages: list[Message], params: SamplingParams, *, st
     return body
 
 
+def read_choice(choice: dict, calls: dict[int, ToolCallParts]) -> tuple[str | None, str | None]:
+    """A stream chunk's first choice: its content and its finish reason; its tool-call fragments go into `calls`,
+    by index."""
+    delta = choice.get("delta") or {}
+    for part in delta.get("tool_calls") or ():
+        calls.setdefault(part.get("index", 0), ToolCallParts()).add(part)
+    return delta.get("content"), choice.get("finish_reason")
+
+
 class UpstreamError(RuntimeError):
     """The upstream failed or answered with something that is not an OpenAI chat completion."""
 
@@ -150,15 +159,12 @@ class OpenAIUpstreamBackend:
                 if payload == "[DONE]":
                     break
                 try:
-                    choice = json.loads(payload)["choices"][0]
-                    delta = choice.get("delta") or {}
-                    reason = choice.get("finish_reason") or reason
-                    for part in delta.get("tool_calls") or ():
-                        calls.setdefault(part.get("index", 0), ToolCallParts()).add(part)
+                    content, chunk_reason = read_choice(json.loads(payload)["choices"][0], calls)
                 except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
                     raise UpstreamError(f"upstream stream chunk is not a chat completion chunk: {exc!r}") from exc
-                if delta.get("content"):
-                    yield delta["content"]
+                reason = chunk_reason or reason
+                if content:
+                    yield content
         finally:
             await response.aclose()
         for index in sorted(calls):

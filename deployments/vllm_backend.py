@@ -22,7 +22,7 @@ from ray.serve.handle import DeploymentHandle
 
 from deployments.generation import Completion, Message, SamplingParams, StreamEnd, ToolCall
 from deployments.logs import get_logger
-from deployments.openai_upstream_backend import ToolCallParts, chat_body, finish_reason
+from deployments.openai_upstream_backend import ToolCallParts, chat_body, finish_reason, read_choice
 
 logger = get_logger("generator")
 DONE = "[DONE]"
@@ -88,12 +88,9 @@ class ChatStream:
             self.usage = chunk.get("usage") or self.usage
             if not chunk["choices"]:  # the usage chunk
                 return None
-            choice = chunk["choices"][0]
-            delta = choice.get("delta") or {}
-            self.reason = choice.get("finish_reason") or self.reason
-            for part in delta.get("tool_calls") or ():
-                self.calls.setdefault(part.get("index", 0), ToolCallParts()).add(part)
-            return delta.get("content")
+            content, reason = read_choice(chunk["choices"][0], self.calls)
+            self.reason = reason or self.reason
+            return content
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise LLMError(f"LLMServer sent something that is not a chat completion chunk: {exc!r}") from exc
 
